@@ -1,0 +1,108 @@
+//! Account operations against a `Store`. Blocking file I/O: the server runs these on
+//! a shard's helper thread, the offline CLI runs them directly.
+
+use store::{Address, Bucket, NewAccount, Profile, Store, StoreError, UsageFlags};
+
+use super::proto::{AccountView, AdminRequest, AdminResponse};
+
+pub fn execute(store: &Store, req: AdminRequest) -> AdminResponse {
+    match run(store, req) {
+        Ok(r) => r,
+        Err(e) => AdminResponse::Error {
+            message: e.to_string(),
+        },
+    }
+}
+
+fn run(store: &Store, req: AdminRequest) -> Result<AdminResponse, StoreError> {
+    Ok(match req {
+        AdminRequest::AccountAdd {
+            address,
+            name,
+            quota_bytes,
+            flags,
+            password_hash,
+        } => {
+            let address = Address::parse(&address)?;
+            let flags = match flags {
+                Some(f) => UsageFlags::parse(&f)?,
+                None => UsageFlags::default_new(),
+            };
+            let p = store.create_account(NewAccount {
+                address,
+                name,
+                quota_bytes,
+                flags,
+                password_hash,
+            })?;
+            AdminResponse::Account(view(store, &p))
+        }
+        AdminRequest::AccountShow { address } => {
+            let p = store.account(&Address::parse(&address)?)?;
+            AdminResponse::Account(view(store, &p))
+        }
+        AdminRequest::AccountDel { address } => {
+            store.delete_account(&Address::parse(&address)?)?;
+            AdminResponse::Done
+        }
+        AdminRequest::AccountList => AdminResponse::Accounts {
+            addresses: store
+                .list_accounts()?
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+        },
+        AdminRequest::AccountSet {
+            address,
+            name,
+            quota_bytes,
+            flags,
+            password_hash,
+        } => {
+            let mut p = store.account(&Address::parse(&address)?)?;
+            if let Some(n) = name {
+                p.name = n;
+            }
+            if let Some(q) = quota_bytes {
+                p.quota_bytes = q;
+            }
+            if let Some(f) = flags {
+                p.flags = UsageFlags::parse(&f)?;
+            }
+            if password_hash.is_some() {
+                p.password_hash = password_hash;
+            }
+            store.update_account(&p)?;
+            AdminResponse::Account(view(store, &p))
+        }
+        AdminRequest::Stats | AdminRequest::Who => AdminResponse::Error {
+            message: "the server is not running".into(),
+        },
+    })
+}
+
+/// The accounts whose buckets belong to `shard` of `shards`.
+pub fn list_local(store: &Store, shard: usize, shards: usize) -> AdminResponse {
+    match store.list_accounts_where(|b: Bucket| b.shard(shards) == shard) {
+        Ok(list) => AdminResponse::Accounts {
+            addresses: list.iter().map(|a| a.to_string()).collect(),
+        },
+        Err(e) => AdminResponse::Error {
+            message: e.to_string(),
+        },
+    }
+}
+
+pub fn view(store: &Store, p: &Profile) -> AccountView {
+    AccountView {
+        address: p.address.to_string(),
+        name: p.name.clone(),
+        domain: p.domain.clone(),
+        quota_bytes: p.quota_bytes,
+        flags: p.flags.to_string(),
+        has_password: p.password_hash.is_some(),
+        created_unix: p.created_unix,
+        bucket: Bucket::of(&p.address).0,
+        path: store.user_dir(&p.address).display().to_string(),
+    }
+}

@@ -1,0 +1,91 @@
+//! The admin socket's wire format: one JSON object per line each way.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AdminRequest {
+    AccountAdd {
+        address: String,
+        name: String,
+        quota_bytes: u64,
+        flags: Option<String>,
+        /// An argon2id PHC string: the CLI hashes, so no plaintext crosses the socket.
+        password_hash: Option<String>,
+    },
+    AccountShow {
+        address: String,
+    },
+    AccountDel {
+        address: String,
+    },
+    AccountList,
+    AccountSet {
+        address: String,
+        name: Option<String>,
+        quota_bytes: Option<u64>,
+        flags: Option<String>,
+        password_hash: Option<String>,
+    },
+    Stats,
+    Who,
+}
+
+impl AdminRequest {
+    /// The account a request is about, when it is about one.
+    pub fn address(&self) -> Option<&str> {
+        match self {
+            AdminRequest::AccountAdd { address, .. }
+            | AdminRequest::AccountShow { address }
+            | AdminRequest::AccountDel { address }
+            | AdminRequest::AccountSet { address, .. } => Some(address),
+            AdminRequest::AccountList | AdminRequest::Stats | AdminRequest::Who => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum AdminResponse {
+    Done,
+    Account(AccountView),
+    Accounts { addresses: Vec<String> },
+    Stats { shards: Vec<ShardStats> },
+    Who { sessions: Vec<SessionView> },
+    Error { message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub address: String,
+    pub name: String,
+    pub domain: String,
+    pub quota_bytes: u64,
+    pub flags: String,
+    pub has_password: bool,
+    pub created_unix: u64,
+    pub bucket: u16,
+    pub path: String,
+}
+
+/// One shard's counters, as `msgstore stats` shows them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardStats {
+    pub shard: usize,
+    pub cpu: usize,
+    pub accepted: u64,
+    pub handoffs_out: u64,
+    pub handoffs_in: u64,
+    pub logins_ok: u64,
+    pub logins_failed: u64,
+    pub sessions_active: u64,
+}
+
+/// One live session, as `msgstore who` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub shard: usize,
+    pub service: String,
+    pub user: Option<String>,
+    pub peer: String,
+}

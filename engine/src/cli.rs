@@ -1,0 +1,298 @@
+//! The `msgstore` command line (DESIGN §10). Every verb works offline on a stopped
+//! store and, when a server holds the store, through its admin socket; the answer is
+//! the same either way. Errors are one line on stderr and a non-zero exit.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use store::{Address, Bucket, Store, StoreLock};
+
+use crate::admin::proto::{AccountView, AdminRequest, AdminResponse};
+use crate::admin::{client, ops};
+use crate::config::{Config, Service};
+
+#[derive(Parser, Debug)]
+#[command(name = "msgstore", version, about = "A message store for ISPs: IMAP, POP3, LMTP delivery")]
+struct Cli {
+    /// Configuration file (TOML). Without it, the embedded defaults are used.
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server in the foreground until SIGTERM/SIGINT.
+    Serve,
+    /// Create, inspect, change and delete accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Print where an address lives: bucket, shard, LMTP socket, folder.
+    Route { address: String },
+    /// Per-shard counters of the running server.
+    Stats,
+    /// Sessions of the running server, per shard.
+    Who,
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCommand {
+    /// Create an account.
+    Add {
+        address: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Quota in bytes; 0 means no limit.
+        #[arg(long, value_name = "BYTES")]
+        quota: Option<u64>,
+        /// Usage flags, comma separated: imap,pop,manage,disabled (default imap,pop).
+        #[arg(long)]
+        flags: Option<String>,
+        /// The owner's full name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List every account, one address a line.
+    List,
+    /// Show an account's profile.
+    Show { address: String },
+    /// Delete an account and all its mail.
+    Del { address: String },
+    /// Set an account's password (read from standard input).
+    Passwd {
+        address: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Change an account's quota, flags or name.
+    Set {
+        address: String,
+        #[arg(long, value_name = "BYTES")]
+        quota: Option<u64>,
+        #[arg(long)]
+        flags: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// Runs the command line and returns the exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || matches!(e.kind(), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+            {
+                e.exit();
+            }
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return 2;
+        }
+    };
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            1
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    chain.join(": ").replace('\n', " ")
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let req = match cli.command {
+        Command::Serve => {
+            init_logging();
+            return crate::runtime::serve(config);
+        }
+        Command::Route { address } => return route(&config, &address),
+        Command::Stats => AdminRequest::Stats,
+        Command::Who => AdminRequest::Who,
+        Command::Account { command } => account_request(command)?,
+    };
+    let show = req.clone();
+    let answer = dispatch(&config, req)?;
+    print_answer(&show, answer)
+}
+
+fn account_request(cmd: AccountCommand) -> anyhow::Result<AdminRequest> {
+    Ok(match cmd {
+        AccountCommand::Add {
+            address,
+            password_stdin,
+            quota,
+            flags,
+            name,
+        } => {
+            let address = Address::parse(&address)?.to_string();
+            let password_hash = if password_stdin {
+                Some(store::password::hash_password(&read_password()?)?)
+            } else {
+                None
+            };
+            AdminRequest::AccountAdd {
+                address,
+                name: name.unwrap_or_default(),
+                quota_bytes: quota.unwrap_or(0),
+                flags,
+                password_hash,
+            }
+        }
+        AccountCommand::List => AdminRequest::AccountList,
+        AccountCommand::Show { address } => AdminRequest::AccountShow { address },
+        AccountCommand::Del { address } => AdminRequest::AccountDel { address },
+        AccountCommand::Passwd { address, .. } => {
+            Address::parse(&address)?;
+            AdminRequest::AccountSet {
+                address,
+                name: None,
+                quota_bytes: None,
+                flags: None,
+                password_hash: Some(store::password::hash_password(&read_password()?)?),
+            }
+        }
+        AccountCommand::Set {
+            address,
+            quota,
+            flags,
+            name,
+        } => AdminRequest::AccountSet {
+            address,
+            name,
+            quota_bytes: quota,
+            flags,
+            password_hash: None,
+        },
+    })
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        anyhow::bail!("no password on standard input");
+    }
+    Ok(pw)
+}
+
+/// Through the running server when one holds the store, offline otherwise.
+fn dispatch(config: &Config, req: AdminRequest) -> anyhow::Result<AdminResponse> {
+    let root0 = &config.store.roots[0];
+    if StoreLock::holder(root0).is_some() {
+        return client::call(&config.admin_socket(), &req);
+    }
+    if matches!(req, AdminRequest::Stats | AdminRequest::Who) {
+        anyhow::bail!("no server is running on the store at {}", root0.display());
+    }
+    std::fs::create_dir_all(root0)?;
+    let _lock = StoreLock::try_acquire(root0)?;
+    let store = Store::open(&config.store.roots, config.store.fanout_levels)?;
+    Ok(ops::execute(&store, req))
+}
+
+fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()> {
+    match answer {
+        AdminResponse::Error { message } => anyhow::bail!(message),
+        AdminResponse::Done => {
+            if let AdminRequest::AccountDel { address } = req {
+                println!("deleted {address}");
+            }
+        }
+        AdminResponse::Account(v) => print_account(&v),
+        AdminResponse::Accounts { addresses } => {
+            for a in addresses {
+                println!("{a}");
+            }
+        }
+        AdminResponse::Stats { shards } => {
+            println!("shard  cpu  accepted  handoffs_out  handoffs_in  logins_ok  logins_failed  sessions");
+            for s in shards {
+                println!(
+                    "{:>5}  {:>3}  {:>8}  {:>12}  {:>11}  {:>9}  {:>13}  {:>8}",
+                    s.shard, s.cpu, s.accepted, s.handoffs_out, s.handoffs_in, s.logins_ok, s.logins_failed, s.sessions_active
+                );
+            }
+        }
+        AdminResponse::Who { sessions } => {
+            println!("shard  service      user                                      peer");
+            for s in sessions {
+                println!(
+                    "{:>5}  {:<11}  {:<40}  {}",
+                    s.shard,
+                    s.service,
+                    s.user.as_deref().unwrap_or("-"),
+                    s.peer
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_account(v: &AccountView) {
+    println!("address   {}", v.address);
+    println!("name      {}", v.name);
+    println!("domain    {}", v.domain);
+    println!("quota     {}", if v.quota_bytes == 0 { "unlimited".to_owned() } else { format!("{} bytes", v.quota_bytes) });
+    println!("flags     {}", v.flags);
+    println!("password  {}", if v.has_password { "set" } else { "not set" });
+    println!("created   {}", v.created_unix);
+    println!("bucket    {}", v.bucket);
+    println!("path      {}", v.path);
+}
+
+fn route(config: &Config, address: &str) -> anyhow::Result<()> {
+    let (addr, detail) = Address::parse_recipient(address)?;
+    let digest = store::hash::digest(&addr);
+    let bucket = Bucket::of(&addr);
+    let shards = config.shard_count();
+    let shard = bucket.shard(shards);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    println!("address   {addr}");
+    if let Some(d) = detail {
+        println!("folder    {d}");
+    }
+    println!("md5       {hex}");
+    println!("bucket    {} (0x{:04x})", bucket.0, bucket.0);
+    println!("shard     {shard} of {shards}");
+    if let Some(lmtp) = config.listen_addr(Service::Lmtp) {
+        if let Some(own) = crate::services::shard_lmtp_addr(lmtp, shard) {
+            println!("lmtp      {own}");
+        }
+    }
+    let dirs = store::hash::fanout_dirs(&digest, config.store.fanout_levels).join("/");
+    let root = &config.store.roots[bucket.0 as usize % config.store.roots.len()];
+    println!("path      {}", root.join("users").join(dirs).join(addr.as_str()).display());
+    Ok(())
+}
+
+fn init_logging() {
+    let level = match std::env::var("MSGSTORE_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("warn") => tracing::Level::WARN,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_max_level(level)
+        .init();
+}

@@ -1,0 +1,352 @@
+//! Configuration (DESIGN §10): TOML, every key has a default, so an empty file is
+//! valid. The file is walked by hand against the schema below rather than through
+//! serde's derive so that every error names the exact key (`listen.imap`), in one line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// One service the engine can listen for. The order is the start order; services
+/// stop in reverse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    Imap,
+    Imaps,
+    Pop3,
+    Pop3s,
+    Lmtp,
+    Poppassd,
+    ManageSieve,
+    Http,
+    Socketmap,
+}
+
+impl Service {
+    pub const ALL: [Service; 9] = [
+        Service::Imap,
+        Service::Imaps,
+        Service::Pop3,
+        Service::Pop3s,
+        Service::Lmtp,
+        Service::Poppassd,
+        Service::ManageSieve,
+        Service::Http,
+        Service::Socketmap,
+    ];
+
+    /// The key under `[listen]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Service::Imap => "imap",
+            Service::Imaps => "imaps",
+            Service::Pop3 => "pop3",
+            Service::Pop3s => "pop3s",
+            Service::Lmtp => "lmtp",
+            Service::Poppassd => "poppassd",
+            Service::ManageSieve => "managesieve",
+            Service::Http => "http",
+            Service::Socketmap => "socketmap",
+        }
+    }
+
+    fn default_addr(self) -> &'static str {
+        match self {
+            Service::Imap => "127.0.0.1:1143",
+            Service::Imaps => "127.0.0.1:1993",
+            Service::Pop3 => "127.0.0.1:1110",
+            Service::Pop3s => "127.0.0.1:1995",
+            Service::Lmtp => "127.0.0.1:2424",
+            Service::Poppassd => "127.0.0.1:1106",
+            Service::ManageSieve => "127.0.0.1:4190",
+            Service::Http => "127.0.0.1:8080",
+            Service::Socketmap => "127.0.0.1:2490",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub engine: EngineConfig,
+    /// Address per service; `None` when the service is disabled with `""`.
+    pub listen: Vec<(Service, Option<SocketAddr>)>,
+    pub tls: TlsConfig,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreConfig {
+    pub roots: Vec<PathBuf>,
+    pub fanout_levels: u8,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// 0 = one shard per available core.
+    pub shards: usize,
+    /// Shards that accept connections on the shared service ports; empty = all.
+    /// Lets an operator keep some cores free of pre-auth work.
+    pub accept_shards: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A configuration error: one line, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err(key: &str, what: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("config: `{key}`: {what}"))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store: StoreConfig {
+                roots: vec![PathBuf::from("./msgstore-data")],
+                fanout_levels: 2,
+            },
+            engine: EngineConfig {
+                shards: 0,
+                accept_shards: Vec::new(),
+            },
+            listen: Service::ALL
+                .iter()
+                .map(|s| (*s, s.default_addr().parse().ok()))
+                .collect(),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("config {}: {e}", path.display())))?;
+        Config::parse(&text).map_err(|e| ConfigError(format!("{} ({})", e.0, path.display())))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            // toml's message spans several lines; keep the first, which says what.
+            let msg = e.message().lines().next().unwrap_or("syntax error").to_owned();
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            match line {
+                Some(l) => ConfigError(format!("config: line {l}: {msg}")),
+                None => ConfigError(format!("config: {msg}")),
+            }
+        })?;
+        let mut cfg = Config::default();
+        for (section, value) in &table {
+            let toml::Value::Table(t) = value else {
+                return Err(err(section, "expected a [section]"));
+            };
+            match section.as_str() {
+                "store" => parse_store(t, &mut cfg.store)?,
+                "engine" => parse_engine(t, &mut cfg.engine)?,
+                "listen" => parse_listen(t, &mut cfg.listen)?,
+                "tls" => parse_tls(t, &mut cfg.tls)?,
+                _ => return Err(err(section, "unknown section")),
+            }
+        }
+        if !cfg.engine.accept_shards.is_empty() && cfg.engine.shards != 0 {
+            for s in &cfg.engine.accept_shards {
+                if *s >= cfg.engine.shards {
+                    return Err(err(
+                        "engine.accept_shards",
+                        format!("shard {s} does not exist (engine.shards = {})", cfg.engine.shards),
+                    ));
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn listen_addr(&self, service: Service) -> Option<SocketAddr> {
+        self.listen
+            .iter()
+            .find(|(s, _)| *s == service)
+            .and_then(|(_, a)| *a)
+    }
+
+    /// The number of shards to run: `engine.shards`, or one per core when 0.
+    pub fn shard_count(&self) -> usize {
+        if self.engine.shards > 0 {
+            self.engine.shards
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+
+    /// The unix socket the running server answers admin verbs on.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.store.roots[0].join("admin.sock")
+    }
+}
+
+fn parse_store(t: &toml::Table, out: &mut StoreConfig) -> Result<(), ConfigError> {
+    for (k, v) in t {
+        match k.as_str() {
+            "roots" => {
+                let key = "store.roots";
+                let arr = v.as_array().ok_or_else(|| err(key, "expected a list of paths"))?;
+                let mut roots = Vec::new();
+                for item in arr {
+                    let s = item
+                        .as_str()
+                        .ok_or_else(|| err(key, "expected a list of paths"))?;
+                    if s.is_empty() {
+                        return Err(err(key, "a root may not be empty"));
+                    }
+                    roots.push(PathBuf::from(s));
+                }
+                if roots.is_empty() {
+                    return Err(err(key, "at least one root is needed"));
+                }
+                out.roots = roots;
+            }
+            "fanout_levels" => {
+                let key = "store.fanout_levels";
+                let n = int(v, key)?;
+                if !(1..=3).contains(&n) {
+                    return Err(err(key, "must be 1, 2 or 3"));
+                }
+                out.fanout_levels = n as u8;
+            }
+            _ => return Err(err(&format!("store.{k}"), "unknown key")),
+        }
+    }
+    Ok(())
+}
+
+fn parse_engine(t: &toml::Table, out: &mut EngineConfig) -> Result<(), ConfigError> {
+    for (k, v) in t {
+        match k.as_str() {
+            "shards" => {
+                let key = "engine.shards";
+                let n = int(v, key)?;
+                if n > crate::limits::SHARDS_MAX as i64 {
+                    return Err(err(key, format!("at most {}", crate::limits::SHARDS_MAX)));
+                }
+                out.shards = n as usize;
+            }
+            "accept_shards" => {
+                let key = "engine.accept_shards";
+                let arr = v.as_array().ok_or_else(|| err(key, "expected a list of shard numbers"))?;
+                let mut shards = Vec::new();
+                for item in arr {
+                    shards.push(int(item, key)? as usize);
+                }
+                out.accept_shards = shards;
+            }
+            _ => return Err(err(&format!("engine.{k}"), "unknown key")),
+        }
+    }
+    Ok(())
+}
+
+fn parse_listen(
+    t: &toml::Table,
+    out: &mut [(Service, Option<SocketAddr>)],
+) -> Result<(), ConfigError> {
+    for (k, v) in t {
+        let key = format!("listen.{k}");
+        let slot = out
+            .iter_mut()
+            .find(|(s, _)| s.key() == k)
+            .ok_or_else(|| err(&key, "unknown key"))?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| err(&key, "expected \"host:port\" or \"\""))?;
+        slot.1 = if s.is_empty() {
+            None
+        } else {
+            Some(
+                s.parse()
+                    .map_err(|_| err(&key, format!("{s:?} is not an ip:port address")))?,
+            )
+        };
+    }
+    Ok(())
+}
+
+fn parse_tls(t: &toml::Table, out: &mut TlsConfig) -> Result<(), ConfigError> {
+    for (k, v) in t {
+        let key = format!("tls.{k}");
+        let s = v.as_str().ok_or_else(|| err(&key, "expected a path"))?;
+        match k.as_str() {
+            "cert" => out.cert = PathBuf::from(s),
+            "key" => out.key = PathBuf::from(s),
+            _ => return Err(err(&key, "unknown key")),
+        }
+    }
+    Ok(())
+}
+
+fn int(v: &toml::Value, key: &str) -> Result<i64, ConfigError> {
+    match v.as_integer() {
+        Some(n) if n >= 0 => Ok(n),
+        _ => Err(err(key, "expected a non-negative integer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = Config::parse("").expect("empty config");
+        assert_eq!(c, Config::default());
+        assert_eq!(
+            c.listen_addr(Service::Imap),
+            Some("127.0.0.1:1143".parse().expect("addr"))
+        );
+        assert_eq!(c.store.fanout_levels, 2);
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = Config::parse(
+            "[store]\nroots = [\"/a\", \"/b\"]\nfanout_levels = 3\n[engine]\nshards = 2\n\
+             [listen]\nimap = \"127.0.0.1:9\"\npop3 = \"\"\n",
+        )
+        .expect("config");
+        assert_eq!(c.store.roots, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(c.store.fanout_levels, 3);
+        assert_eq!(c.shard_count(), 2);
+        assert_eq!(c.listen_addr(Service::Pop3), None);
+        assert_eq!(
+            c.listen_addr(Service::Imap),
+            Some("127.0.0.1:9".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_in_one_line() {
+        let cases = [
+            ("[listen]\nimapp = \"127.0.0.1:1\"\n", "`listen.imapp`: unknown key"),
+            ("[engine]\nshards = -1\n", "`engine.shards`"),
+            ("[engine]\nshards = \"two\"\n", "`engine.shards`"),
+            ("[store]\nfanout_levels = 4\n", "`store.fanout_levels`"),
+            ("[store]\nroots = []\n", "`store.roots`"),
+            ("[listen]\nimap = \"nowhere\"\n", "`listen.imap`"),
+            ("[bogus]\n", "`bogus`: unknown section"),
+            ("[tls]\ncrt = \"x\"\n", "`tls.crt`"),
+            ("[engine]\nshards = 2\naccept_shards = [5]\n", "`engine.accept_shards`"),
+            ("[store\n", "line 1"),
+        ];
+        for (text, want) in cases {
+            let e = Config::parse(text).expect_err(text).to_string();
+            assert!(e.contains(want), "{text:?} gave {e:?}");
+            assert!(!e.contains('\n'), "{e:?} spans lines");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Every limit of the engine in one place, each with the reason for its value.
+
+/// Shards beyond this gain nothing on hardware we target, and each costs an io_uring
+/// and a mesh row (channels grow with the square of the shard count).
+pub const SHARDS_MAX: usize = 256;
+
+/// Messages queued from one shard to another before the sender waits: enough to
+/// absorb a burst of hand-offs, small enough that a stuck shard pushes back.
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// Bytes read from a socket per read call; one page-ish buffer per connection keeps
+/// idle sessions cheap.
+pub const READ_CHUNK_BYTES: usize = 4 * 1024;
+
+/// Largest admin request line: account operations are small JSON objects.
+pub const ADMIN_REQUEST_BYTES_MAX: usize = 64 * 1024;
+
+/// Blocking helper threads per shard (profile reads, password hashing). Hashing is
+/// CPU-heavy and must never run on the shard thread itself.
+pub const BLOCKING_THREADS_PER_SHARD: usize = 2;
+
+/// How long a stopping shard waits for its sessions to say goodbye before it exits.
+pub const STOP_GRACE_MS: u64 = 3_000;
+
+/// Sessions one shard serves at once; past it new connections are refused with a
+/// protocol-appropriate "too many connections" so the shard keeps its memory bound.
+pub const SESSIONS_PER_SHARD_MAX: usize = 200_000;

@@ -1,0 +1,169 @@
+//! The mesh: one bounded channel from every shard to every other (DESIGN §2), over
+//! glommio's shared channels. It carries typed request/response calls and connection
+//! hand-offs. Everything that crosses is `Send` by construction; nothing else is.
+
+use futures::channel::oneshot;
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
+
+use crate::admin::proto::{AdminRequest, AdminResponse, SessionView, ShardStats};
+use crate::config::Service;
+use crate::handoff::Handoff;
+use store::Address;
+
+pub type ShardId = usize;
+
+/// A password on its way to the owner's verifier. Debug never shows it.
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A call to the shard that owns the data it names.
+#[derive(Debug)]
+pub enum Request {
+    /// Check a password for `service` against the owner's profile.
+    Authenticate {
+        address: Address,
+        password: Secret,
+        service: Service,
+    },
+    /// An account operation for an account this shard owns.
+    Admin(AdminRequest),
+    /// The accounts in this shard's buckets.
+    ListLocal,
+    /// This shard's counters and sessions.
+    Stats,
+}
+
+#[derive(Debug)]
+pub enum Response {
+    Auth(AuthOutcome),
+    Admin(AdminResponse),
+    Stats {
+        stats: ShardStats,
+        sessions: Vec<SessionView>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Ok,
+    /// Unknown user, wrong password, not allowed for the service, or disabled:
+    /// deliberately one answer, so a client cannot tell which.
+    Failed,
+    /// The store could not be read; the client may retry.
+    Unavailable,
+}
+
+pub enum MeshMsg {
+    Call {
+        req: Request,
+        reply: oneshot::Sender<Response>,
+    },
+    Handoff(Box<Handoff>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    #[error("shard {0} is not running")]
+    ShardGone(ShardId),
+    #[error("no shard {0}")]
+    NoSuchShard(ShardId),
+}
+
+/// The unconnected ends one shard takes to its thread. `Send`.
+pub struct MeshEnds {
+    me: ShardId,
+    senders: Vec<Option<SharedSender<MeshMsg>>>,
+    receivers: Vec<SharedReceiver<MeshMsg>>,
+}
+
+/// Builds the full mesh for `n` shards: `ends[i]` can send to every `j != i` and
+/// receives from every `j != i`.
+pub fn build(n: usize, capacity: usize) -> Vec<MeshEnds> {
+    let mut ends: Vec<MeshEnds> = (0..n)
+        .map(|me| MeshEnds {
+            me,
+            senders: (0..n).map(|_| None).collect(),
+            receivers: Vec::new(),
+        })
+        .collect();
+    for from in 0..n {
+        for to in 0..n {
+            if from == to {
+                continue;
+            }
+            let (tx, rx) = shared_channel::new_bounded(capacity);
+            ends[from].senders[to] = Some(tx);
+            ends[to].receivers.push(rx);
+        }
+    }
+    ends
+}
+
+/// A shard's connected sending side.
+pub struct Mesh {
+    me: ShardId,
+    senders: Vec<Option<ConnectedSender<MeshMsg>>>,
+}
+
+impl MeshEnds {
+    pub fn shard_id(&self) -> ShardId {
+        self.me
+    }
+
+    /// Connects every end at once: a sender's connect waits for its receiver's, so
+    /// connecting one by one across shards would deadlock.
+    pub async fn connect(self) -> (Mesh, Vec<ConnectedReceiver<MeshMsg>>) {
+        let senders = futures::future::join_all(self.senders.into_iter().map(|s| async move {
+            match s {
+                Some(s) => Some(s.connect().await),
+                None => None,
+            }
+        }));
+        let receivers = futures::future::join_all(self.receivers.into_iter().map(|r| r.connect()));
+        let (senders, receivers) = futures::future::join(senders, receivers).await;
+        (
+            Mesh {
+                me: self.me,
+                senders,
+            },
+            receivers,
+        )
+    }
+}
+
+impl Mesh {
+    pub fn me(&self) -> ShardId {
+        self.me
+    }
+
+    async fn send(&self, to: ShardId, msg: MeshMsg) -> Result<(), MeshError> {
+        let sender = self
+            .senders
+            .get(to)
+            .and_then(|s| s.as_ref())
+            .ok_or(MeshError::NoSuchShard(to))?;
+        sender
+            .send(msg)
+            .await
+            .map_err(|_| MeshError::ShardGone(to))
+    }
+
+    /// Sends `req` to shard `to` and waits for its reply. Callers use
+    /// `Shard::call`, which short-cuts calls to itself.
+    pub async fn call_remote(&self, to: ShardId, req: Request) -> Result<Response, MeshError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(to, MeshMsg::Call { req, reply }).await?;
+        rx.await.map_err(|_| MeshError::ShardGone(to))
+    }
+
+    pub async fn handoff(&self, to: ShardId, h: Handoff) -> Result<(), MeshError> {
+        self.send(to, MeshMsg::Handoff(Box::new(h))).await
+    }
+}

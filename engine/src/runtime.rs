@@ -1,0 +1,233 @@
+//! Starting and stopping the shards (DESIGN §2). The main thread owns nothing of the
+//! data path: it takes the store lock, starts one pinned executor per shard, logs
+//! `msgstore ready` once every shard has bound its listeners, and on SIGTERM/SIGINT
+//! tells each shard to stop (each stops its services in reverse start order).
+
+use std::net::TcpListener as StdTcpListener;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::channel::oneshot;
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
+use store::{Store, StoreLock};
+
+use crate::config::{Config, Service};
+use crate::limits::{BLOCKING_THREADS_PER_SHARD, MESH_CHANNEL_CAPACITY, STOP_GRACE_MS};
+use crate::mesh::{self, MeshEnds};
+use crate::services;
+use crate::shard::Shard;
+
+enum Event {
+    Ready(usize),
+    Failed(usize, String),
+    Exited(usize),
+    Signal(i32),
+}
+
+pub fn serve(config: Config) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let root0 = &config.store.roots[0];
+    std::fs::create_dir_all(root0).with_context(|| format!("store root {}", root0.display()))?;
+    let lock = StoreLock::try_acquire(root0)?;
+    let store = Store::open(&config.store.roots, config.store.fanout_levels)?;
+    let shards = config.shard_count();
+    probe_ports(&config, shards)?;
+    let cpus = usable_cpus();
+    let (events_tx, events) = mpsc::channel::<Event>();
+    let signals_tx = events_tx.clone();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    let signal_handle = signals.handle();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if signals_tx.send(Event::Signal(sig)).is_err() {
+                    return;
+                }
+            }
+        })?;
+
+    let mut stops = Vec::new();
+    let mut joins = Vec::new();
+    for ends in mesh::build(shards, MESH_CHANNEL_CAPACITY) {
+        let id = ends.shard_id();
+        let cpu = cpus[id % cpus.len()];
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        stops.push(stop_tx);
+        let config = config.clone();
+        let store = store.clone();
+        let events = events_tx.clone();
+        let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("shard-{id}"))
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_SHARD))
+            .spawn(move || async move {
+                run_shard(id, shards, cpu, config, store, ends, stop_rx, &events).await;
+                let _ = events.send(Event::Exited(id));
+            })
+            .with_context(|| format!("starting shard {id} on cpu {cpu}"))?;
+        joins.push(join);
+    }
+    drop(events_tx);
+
+    let mut ready = 0;
+    let mut failure = None;
+    let mut running = shards;
+    while running > 0 {
+        let Ok(event) = events.recv() else { break };
+        match event {
+            Event::Ready(_) => {
+                ready += 1;
+                if ready == shards {
+                    tracing::info!(
+                        "msgstore ready: {shards} shards, store {}",
+                        root0.display()
+                    );
+                }
+            }
+            Event::Failed(id, why) => {
+                failure.get_or_insert(why.clone());
+                tracing::error!("shard {id}: {why}");
+                stop_all(&mut stops);
+            }
+            Event::Signal(sig) => {
+                tracing::info!("signal {sig}: stopping");
+                stop_all(&mut stops);
+            }
+            Event::Exited(_) => {
+                running -= 1;
+                // A shard that ends on its own takes the server down with it.
+                stop_all(&mut stops);
+            }
+        }
+    }
+    for j in joins {
+        let _ = j.join();
+    }
+    signal_handle.close();
+    let _ = std::fs::remove_file(config.admin_socket());
+    drop(lock);
+    match failure {
+        Some(why) => bail!(why),
+        None => {
+            tracing::info!("msgstore stopped");
+            Ok(())
+        }
+    }
+}
+
+fn stop_all(stops: &mut Vec<oneshot::Sender<()>>) {
+    for s in stops.drain(..) {
+        let _ = s.send(());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_shard(
+    id: usize,
+    count: usize,
+    cpu: usize,
+    config: Config,
+    store: Store,
+    ends: MeshEnds,
+    stop: oneshot::Receiver<()>,
+    events: &mpsc::Sender<Event>,
+) {
+    let (mesh, receivers) = ends.connect().await;
+    let admin_path = config.admin_socket();
+    let shard = Rc::new(Shard::new(id, count, cpu, config, store, mesh));
+    for rx in receivers {
+        glommio::spawn_local(services::mesh_receiver(shard.clone(), rx)).detach();
+    }
+    let listeners = match services::bind_all(&shard) {
+        Ok(l) => l,
+        Err(why) => {
+            let _ = events.send(Event::Failed(id, why));
+            return;
+        }
+    };
+    let mut running = Vec::new();
+    for l in listeners {
+        let name = l.name();
+        running.push((name, glommio::spawn_local(services::accept_loop(shard.clone(), l))));
+    }
+    if id == 0 {
+        match services::admin::bind(&admin_path) {
+            Ok(l) => running.push((
+                "admin".to_owned(),
+                glommio::spawn_local(services::admin::accept_loop(shard.clone(), l)),
+            )),
+            Err(why) => {
+                let _ = events.send(Event::Failed(id, why));
+                return;
+            }
+        }
+    }
+    let _ = events.send(Event::Ready(id));
+    let _ = stop.await;
+
+    // Stop accepting, newest service first, then ask sessions to finish.
+    for (name, task) in running.into_iter().rev() {
+        task.cancel().await;
+        tracing::debug!("shard {id}: stopped {name}");
+    }
+    shard.shutdown.trigger();
+    let deadline = std::time::Instant::now() + Duration::from_millis(STOP_GRACE_MS);
+    while shard.session_count() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Fails early, with the config key, when a port is taken by another process: with
+/// SO_REUSEPORT alone a second server of the same user would silently share it.
+fn probe_ports(config: &Config, shards: usize) -> anyhow::Result<()> {
+    let mut probes = Vec::new();
+    for service in Service::ALL {
+        if let Some(addr) = config.listen_addr(service) {
+            probes.push(
+                StdTcpListener::bind(addr)
+                    .with_context(|| format!("listen.{} {addr}", service.key()))?,
+            );
+            if service == Service::Lmtp {
+                for id in 0..shards {
+                    let own = services::shard_lmtp_addr(addr, id)
+                        .with_context(|| format!("listen.lmtp {addr}: no port for shard {id}"))?;
+                    probes.push(StdTcpListener::bind(own).with_context(|| {
+                        format!("listen.lmtp {addr}: shard {id}'s port {own}")
+                    })?);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn usable_cpus() -> Vec<usize> {
+    let mut cpus = Vec::new();
+    if let Ok(set) = rustix::thread::sched_getaffinity(None) {
+        for cpu in 0..rustix::thread::CpuSet::MAX_CPU {
+            if set.is_set(cpu) {
+                cpus.push(cpu);
+            }
+        }
+    }
+    if cpus.is_empty() {
+        cpus.push(0);
+    }
+    cpus
+}
+
+/// Each connection is a descriptor: lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+}
+

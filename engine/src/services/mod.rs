@@ -1,0 +1,147 @@
+//! The services a shard runs: accept loops for every configured listener, the mesh
+//! receivers, and the session drivers they spawn.
+
+pub mod admin;
+pub mod imap;
+pub mod placeholder;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use futures::future::{Either, select};
+use glommio::channels::shared_channel::ConnectedReceiver;
+use glommio::net::{TcpListener, TcpStream};
+
+use crate::config::Service;
+use crate::handoff::{Handoff, SessionHandoff};
+use crate::mesh::MeshMsg;
+use crate::shard::{Shard, handle_request};
+
+/// A bound listener and what it serves.
+pub enum Listener {
+    /// A shared service port, bound with SO_REUSEPORT on every accepting shard.
+    Shared(Service, TcpListener),
+    /// This shard's own LMTP port (`lmtp + 1 + shard`), for MTAs that know the hash.
+    ShardLmtp(TcpListener),
+}
+
+impl Listener {
+    pub fn name(&self) -> String {
+        match self {
+            Listener::Shared(s, _) => s.key().to_owned(),
+            Listener::ShardLmtp(_) => "lmtp-shard".to_owned(),
+        }
+    }
+}
+
+/// Binds what this shard listens on, in service start order. The error names the
+/// config key and the address, in one line.
+pub fn bind_all(shard: &Shard) -> Result<Vec<Listener>, String> {
+    let cfg = &shard.config;
+    let accepts = cfg.engine.accept_shards.is_empty() || cfg.engine.accept_shards.contains(&shard.id);
+    let mut out = Vec::new();
+    for service in Service::ALL {
+        let Some(addr) = cfg.listen_addr(service) else {
+            continue;
+        };
+        if accepts {
+            let l = TcpListener::bind(addr).map_err(|e| format!("listen.{} {addr}: {e}", service.key()))?;
+            out.push(Listener::Shared(service, l));
+        }
+        if service == Service::Lmtp {
+            let own = shard_lmtp_addr(addr, shard.id).ok_or_else(|| {
+                format!("listen.lmtp {addr}: no room for shard {}'s port above it", shard.id)
+            })?;
+            let l = TcpListener::bind(own).map_err(|e| format!("listen.lmtp (shard {}) {own}: {e}", shard.id))?;
+            out.push(Listener::ShardLmtp(l));
+        }
+    }
+    Ok(out)
+}
+
+/// Shard `id`'s own LMTP address: the shared port + 1 + id (DESIGN §2).
+pub fn shard_lmtp_addr(shared: SocketAddr, id: usize) -> Option<SocketAddr> {
+    let port = u16::try_from(shared.port() as usize + 1 + id).ok()?;
+    Some(SocketAddr::new(shared.ip(), port))
+}
+
+/// Accepts until the shard stops.
+pub async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
+    let (service, l) = match listener {
+        Listener::Shared(s, l) => (s, l),
+        Listener::ShardLmtp(l) => (Service::Lmtp, l),
+    };
+    loop {
+        let accepted = {
+            let accept = std::pin::pin!(l.accept());
+            let stop = shard.shutdown.wait();
+            match select(accept, stop).await {
+                Either::Left((r, _)) => r,
+                Either::Right(_) => return,
+            }
+        };
+        match accepted {
+            Ok(stream) => {
+                shard.stats.borrow_mut().accepted += 1;
+                let shard = shard.clone();
+                glommio::spawn_local(serve_connection(shard, service, stream)).detach();
+            }
+            Err(e) => {
+                // Out of descriptors or a connection reset before accept: keep
+                // serving, but do not spin.
+                tracing::warn!("shard accept on {}: {e}", service.key());
+                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(shard: Rc<Shard>, service: Service, stream: TcpStream) {
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
+    if shard.session_count() >= crate::limits::SESSIONS_PER_SHARD_MAX {
+        placeholder::refuse_busy(service, stream).await;
+        return;
+    }
+    match service {
+        Service::Imap => imap::serve(shard, stream, peer).await,
+        other => placeholder::serve(shard, other, stream, peer).await,
+    }
+}
+
+/// Serves calls and hand-offs arriving from one other shard.
+pub async fn mesh_receiver(shard: Rc<Shard>, rx: ConnectedReceiver<MeshMsg>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            MeshMsg::Call { req, reply } => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let resp = handle_request(shard, req).await;
+                    // The caller may have gone away; nothing to do then.
+                    let _ = reply.send(resp);
+                })
+                .detach();
+            }
+            MeshMsg::Handoff(h) => {
+                shard.stats.borrow_mut().handoffs_in += 1;
+                glommio::spawn_local(adopt(shard.clone(), *h)).detach();
+            }
+        }
+    }
+}
+
+async fn adopt(shard: Rc<Shard>, h: Handoff) {
+    let Handoff {
+        fd,
+        peer,
+        service,
+        user,
+        from_shard,
+        session,
+    } = h;
+    tracing::debug!("adopting {service:?} session of {user} from shard {from_shard}");
+    match session {
+        SessionHandoff::Imap(state) => imap::adopt(shard, fd, peer, user, *state).await,
+    }
+}

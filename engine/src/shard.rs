@@ -1,0 +1,208 @@
+//! One shard: a core's executor and everything it owns. A shard's state is never
+//! touched by another thread; other shards reach it through `Shard::call`.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use slab::Slab;
+use store::{Address, Bucket, Store, StoreError};
+
+use crate::admin::ops;
+use crate::admin::proto::{SessionView, ShardStats};
+use crate::config::{Config, Service};
+use crate::handoff::Handoff;
+use crate::mesh::{AuthOutcome, Mesh, MeshError, Request, Response, Secret, ShardId};
+use crate::shutdown::Shutdown;
+
+pub struct Shard {
+    pub id: ShardId,
+    pub count: usize,
+    pub cpu: usize,
+    pub config: Config,
+    pub store: Store,
+    pub mesh: Mesh,
+    pub shutdown: Shutdown,
+    pub stats: RefCell<ShardStats>,
+    sessions: RefCell<Slab<SessionInfo>>,
+}
+
+pub struct SessionInfo {
+    pub service: Service,
+    pub user: Option<Address>,
+    pub peer: SocketAddr,
+}
+
+/// Keeps a session in the shard's registry while it lives.
+pub struct SessionGuard {
+    shard: Rc<Shard>,
+    key: usize,
+}
+
+impl SessionGuard {
+    pub fn set_user(&self, user: Address) {
+        if let Some(s) = self.shard.sessions.borrow_mut().get_mut(self.key) {
+            s.user = Some(user);
+        }
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.shard.sessions.borrow_mut().try_remove(self.key);
+    }
+}
+
+impl Shard {
+    pub fn new(id: ShardId, count: usize, cpu: usize, config: Config, store: Store, mesh: Mesh) -> Shard {
+        Shard {
+            id,
+            count,
+            cpu,
+            config,
+            store,
+            mesh,
+            shutdown: Shutdown::default(),
+            stats: RefCell::new(ShardStats {
+                shard: id,
+                cpu,
+                ..ShardStats::default()
+            }),
+            sessions: RefCell::new(Slab::new()),
+        }
+    }
+
+    /// The shard that owns `address` (DESIGN §2: bucket % shards).
+    pub fn owner_of(&self, address: &Address) -> ShardId {
+        Bucket::of(address).shard(self.count)
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.borrow().len()
+    }
+
+    pub fn register_session(self: &Rc<Self>, service: Service, peer: SocketAddr, user: Option<Address>) -> SessionGuard {
+        let key = self.sessions.borrow_mut().insert(SessionInfo { service, user, peer });
+        SessionGuard {
+            shard: self.clone(),
+            key,
+        }
+    }
+
+    /// Runs `req` on shard `to`: directly when that is us, over the mesh otherwise.
+    pub async fn call(self: &Rc<Self>, to: ShardId, req: Request) -> Result<Response, MeshError> {
+        if to == self.id {
+            Ok(handle_request(self.clone(), req).await)
+        } else {
+            self.mesh.call_remote(to, req).await
+        }
+    }
+
+    pub async fn handoff(&self, to: ShardId, h: Handoff) -> Result<(), MeshError> {
+        self.stats.borrow_mut().handoffs_out += 1;
+        self.mesh.handoff(to, h).await
+    }
+
+    fn stats_snapshot(&self) -> (ShardStats, Vec<SessionView>) {
+        let mut stats = self.stats.borrow().clone();
+        let sessions = self.sessions.borrow();
+        stats.sessions_active = sessions.len() as u64;
+        let views = sessions
+            .iter()
+            .map(|(_, s)| SessionView {
+                shard: self.id,
+                service: s.service.key().to_owned(),
+                user: s.user.as_ref().map(|u| u.to_string()),
+                peer: s.peer.to_string(),
+            })
+            .collect();
+        (stats, views)
+    }
+}
+
+/// Serves a request on the shard that owns its data.
+pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
+    match req {
+        Request::Authenticate {
+            address,
+            password,
+            service,
+        } => Response::Auth(authenticate(&shard, address, password, service).await),
+        Request::Admin(req) => {
+            let store = shard.store.clone();
+            Response::Admin(
+                glommio::executor()
+                    .spawn_blocking(move || ops::execute(&store, req))
+                    .await,
+            )
+        }
+        Request::ListLocal => {
+            let store = shard.store.clone();
+            let (id, count) = (shard.id, shard.count);
+            Response::Admin(
+                glommio::executor()
+                    .spawn_blocking(move || ops::list_local(&store, id, count))
+                    .await,
+            )
+        }
+        Request::Stats => {
+            let (stats, sessions) = shard.stats_snapshot();
+            Response::Stats { stats, sessions }
+        }
+    }
+}
+
+async fn authenticate(shard: &Rc<Shard>, address: Address, password: Secret, service: Service) -> AuthOutcome {
+    let store = shard.store.clone();
+    let outcome = glommio::executor()
+        .spawn_blocking(move || check_password(&store, &address, &password.0, service))
+        .await;
+    let mut stats = shard.stats.borrow_mut();
+    match outcome {
+        AuthOutcome::Ok => stats.logins_ok += 1,
+        _ => stats.logins_failed += 1,
+    }
+    outcome
+}
+
+/// Runs on a helper thread: reads the profile and verifies the password. An unknown
+/// user costs the same hash as a known one, so timing does not tell them apart.
+fn check_password(store: &Store, address: &Address, password: &[u8], service: Service) -> AuthOutcome {
+    let Ok(password) = std::str::from_utf8(password) else {
+        return AuthOutcome::Failed;
+    };
+    let profile = match store.account(address) {
+        Ok(p) => p,
+        Err(StoreError::NotFound { .. }) => {
+            let _ = store::password::verify_password(dummy_hash(), password);
+            return AuthOutcome::Failed;
+        }
+        Err(e) => {
+            tracing::warn!("login {address}: {e}");
+            return AuthOutcome::Unavailable;
+        }
+    };
+    let Some(hash) = profile.password_hash.as_deref() else {
+        let _ = store::password::verify_password(dummy_hash(), password);
+        return AuthOutcome::Failed;
+    };
+    let verified = store::password::verify_password(hash, password);
+    let allowed = !profile.flags.disabled
+        && match service {
+            Service::Imap | Service::Imaps => profile.flags.imap,
+            Service::Pop3 | Service::Pop3s => profile.flags.pop,
+            _ => true,
+        };
+    if verified && allowed {
+        AuthOutcome::Ok
+    } else {
+        AuthOutcome::Failed
+    }
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        store::password::hash_password("msgstore timing equaliser").unwrap_or_default()
+    })
+}
