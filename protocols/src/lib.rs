@@ -1,3 +1,6 @@
 //! Sans-IO protocol codecs and session state machines (DESIGN §4). Nothing here
 //! touches a socket, a file or a clock: bytes in, responses and events out.
 #![forbid(unsafe_code)]
+
+pub mod imap;
+pub mod limits;
