@@ -13,7 +13,11 @@ use crate::admin::{client, ops};
 use crate::config::{Config, Service};
 
 #[derive(Parser, Debug)]
-#[command(name = "msgstore", version, about = "A message store for ISPs: IMAP, POP3, LMTP delivery")]
+#[command(
+    name = "msgstore",
+    version,
+    about = "A message store for ISPs: IMAP, POP3, LMTP delivery"
+)]
 struct Cli {
     /// Configuration file (TOML). Without it, the embedded defaults are used.
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
@@ -88,7 +92,10 @@ pub fn main() -> i32 {
         Err(e) => {
             use clap::error::ErrorKind;
             if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-                || matches!(e.kind(), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+                || matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                )
             {
                 e.exit();
             }
@@ -223,11 +230,20 @@ fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()>
             }
         }
         AdminResponse::Stats { shards } => {
-            println!("shard  cpu  accepted  handoffs_out  handoffs_in  logins_ok  logins_failed  sessions");
+            println!(
+                "shard  cpu  accepted  handoffs_out  handoffs_in  logins_ok  logins_failed  sessions"
+            );
             for s in shards {
                 println!(
                     "{:>5}  {:>3}  {:>8}  {:>12}  {:>11}  {:>9}  {:>13}  {:>8}",
-                    s.shard, s.cpu, s.accepted, s.handoffs_out, s.handoffs_in, s.logins_ok, s.logins_failed, s.sessions_active
+                    s.shard,
+                    s.cpu,
+                    s.accepted,
+                    s.handoffs_out,
+                    s.handoffs_in,
+                    s.logins_ok,
+                    s.logins_failed,
+                    s.sessions_active
                 );
             }
         }
@@ -251,9 +267,19 @@ fn print_account(v: &AccountView) {
     println!("address   {}", v.address);
     println!("name      {}", v.name);
     println!("domain    {}", v.domain);
-    println!("quota     {}", if v.quota_bytes == 0 { "unlimited".to_owned() } else { format!("{} bytes", v.quota_bytes) });
+    println!(
+        "quota     {}",
+        if v.quota_bytes == 0 {
+            "unlimited".to_owned()
+        } else {
+            format!("{} bytes", v.quota_bytes)
+        }
+    );
     println!("flags     {}", v.flags);
-    println!("password  {}", if v.has_password { "set" } else { "not set" });
+    println!(
+        "password  {}",
+        if v.has_password { "set" } else { "not set" }
+    );
     println!("created   {}", v.created_unix);
     println!("bucket    {}", v.bucket);
     println!("path      {}", v.path);
@@ -273,14 +299,17 @@ fn route(config: &Config, address: &str) -> anyhow::Result<()> {
     println!("md5       {hex}");
     println!("bucket    {} (0x{:04x})", bucket.0, bucket.0);
     println!("shard     {shard} of {shards}");
-    if let Some(lmtp) = config.listen_addr(Service::Lmtp) {
-        if let Some(own) = crate::services::shard_lmtp_addr(lmtp, shard) {
-            println!("lmtp      {own}");
-        }
+    if let Some(lmtp) = config.listen_addr(Service::Lmtp)
+        && let Some(own) = crate::services::shard_lmtp_addr(lmtp, shard)
+    {
+        println!("lmtp      {own}");
     }
     let dirs = store::hash::fanout_dirs(&digest, config.store.fanout_levels).join("/");
     let root = &config.store.roots[bucket.0 as usize % config.store.roots.len()];
-    println!("path      {}", root.join("users").join(dirs).join(addr.as_str()).display());
+    println!(
+        "path      {}",
+        root.join("users").join(dirs).join(addr.as_str()).display()
+    );
     Ok(())
 }
 
@@ -293,6 +322,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_max_level(level)
         .init();
 }

@@ -132,7 +132,12 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             // toml's message spans several lines; keep the first, which says what.
-            let msg = e.message().lines().next().unwrap_or("syntax error").to_owned();
+            let msg = e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or("syntax error")
+                .to_owned();
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
@@ -159,7 +164,10 @@ impl Config {
                 if *s >= cfg.engine.shards {
                     return Err(err(
                         "engine.accept_shards",
-                        format!("shard {s} does not exist (engine.shards = {})", cfg.engine.shards),
+                        format!(
+                            "shard {s} does not exist (engine.shards = {})",
+                            cfg.engine.shards
+                        ),
                     ));
                 }
             }
@@ -196,7 +204,9 @@ fn parse_store(t: &toml::Table, out: &mut StoreConfig) -> Result<(), ConfigError
         match k.as_str() {
             "roots" => {
                 let key = "store.roots";
-                let arr = v.as_array().ok_or_else(|| err(key, "expected a list of paths"))?;
+                let arr = v
+                    .as_array()
+                    .ok_or_else(|| err(key, "expected a list of paths"))?;
                 let mut roots = Vec::new();
                 for item in arr {
                     let s = item
@@ -239,7 +249,9 @@ fn parse_engine(t: &toml::Table, out: &mut EngineConfig) -> Result<(), ConfigErr
             }
             "accept_shards" => {
                 let key = "engine.accept_shards";
-                let arr = v.as_array().ok_or_else(|| err(key, "expected a list of shard numbers"))?;
+                let arr = v
+                    .as_array()
+                    .ok_or_else(|| err(key, "expected a list of shard numbers"))?;
                 let mut shards = Vec::new();
                 for item in arr {
                     shards.push(int(item, key)? as usize);
@@ -319,7 +331,10 @@ mod tests {
              [listen]\nimap = \"127.0.0.1:9\"\npop3 = \"\"\n",
         )
         .expect("config");
-        assert_eq!(c.store.roots, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(
+            c.store.roots,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
         assert_eq!(c.store.fanout_levels, 3);
         assert_eq!(c.shard_count(), 2);
         assert_eq!(c.listen_addr(Service::Pop3), None);
@@ -332,7 +347,10 @@ mod tests {
     #[test]
     fn errors_name_the_key_in_one_line() {
         let cases = [
-            ("[listen]\nimapp = \"127.0.0.1:1\"\n", "`listen.imapp`: unknown key"),
+            (
+                "[listen]\nimapp = \"127.0.0.1:1\"\n",
+                "`listen.imapp`: unknown key",
+            ),
             ("[engine]\nshards = -1\n", "`engine.shards`"),
             ("[engine]\nshards = \"two\"\n", "`engine.shards`"),
             ("[store]\nfanout_levels = 4\n", "`store.fanout_levels`"),
@@ -340,7 +358,10 @@ mod tests {
             ("[listen]\nimap = \"nowhere\"\n", "`listen.imap`"),
             ("[bogus]\n", "`bogus`: unknown section"),
             ("[tls]\ncrt = \"x\"\n", "`tls.crt`"),
-            ("[engine]\nshards = 2\naccept_shards = [5]\n", "`engine.accept_shards`"),
+            (
+                "[engine]\nshards = 2\naccept_shards = [5]\n",
+                "`engine.accept_shards`",
+            ),
             ("[store\n", "line 1"),
         ];
         for (text, want) in cases {

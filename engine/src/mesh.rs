@@ -14,14 +14,8 @@ use store::Address;
 
 pub type ShardId = usize;
 
-/// A password on its way to the owner's verifier. Debug never shows it.
-pub struct Secret(pub Vec<u8>);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
+/// A password on its way to the owner's verifier; its Debug never shows it.
+pub use protocols::imap::Secret;
 
 /// A call to the shard that owns the data it names.
 #[derive(Debug)]
@@ -149,10 +143,7 @@ impl Mesh {
             .get(to)
             .and_then(|s| s.as_ref())
             .ok_or(MeshError::NoSuchShard(to))?;
-        sender
-            .send(msg)
-            .await
-            .map_err(|_| MeshError::ShardGone(to))
+        sender.send(msg).await.map_err(|_| MeshError::ShardGone(to))
     }
 
     /// Sends `req` to shard `to` and waits for its reply. Callers use

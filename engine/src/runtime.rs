@@ -5,7 +5,7 @@
 
 use std::net::TcpListener as StdTcpListener;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -31,7 +31,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let root0 = &config.store.roots[0];
     std::fs::create_dir_all(root0).with_context(|| format!("store root {}", root0.display()))?;
     let lock = StoreLock::try_acquire(root0)?;
-    let store = Store::open(&config.store.roots, config.store.fanout_levels)?;
+    let store = Arc::new(Store::open(
+        &config.store.roots,
+        config.store.fanout_levels,
+    )?);
     let shards = config.shard_count();
     probe_ports(&config, shards)?;
     let cpus = usable_cpus();
@@ -69,7 +72,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 run_shard(id, shards, cpu, config, store, ends, stop_rx, &events).await;
                 let _ = events.send(Event::Exited(id));
             })
-            .with_context(|| format!("starting shard {id} on cpu {cpu}"))?;
+            .map_err(|e| anyhow::anyhow!("starting shard {id} on cpu {cpu}: {e}"))?;
         joins.push(join);
     }
     drop(events_tx);
@@ -80,13 +83,11 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     while running > 0 {
         let Ok(event) = events.recv() else { break };
         match event {
-            Event::Ready(_) => {
+            Event::Ready(id) => {
+                tracing::debug!("shard {id} listening");
                 ready += 1;
                 if ready == shards {
-                    tracing::info!(
-                        "msgstore ready: {shards} shards, store {}",
-                        root0.display()
-                    );
+                    tracing::info!("msgstore ready: {shards} shards, store {}", root0.display());
                 }
             }
             Event::Failed(id, why) => {
@@ -98,7 +99,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 tracing::info!("signal {sig}: stopping");
                 stop_all(&mut stops);
             }
-            Event::Exited(_) => {
+            Event::Exited(id) => {
+                tracing::debug!("shard {id} stopped");
                 running -= 1;
                 // A shard that ends on its own takes the server down with it.
                 stop_all(&mut stops);
@@ -132,7 +134,7 @@ async fn run_shard(
     count: usize,
     cpu: usize,
     config: Config,
-    store: Store,
+    store: Arc<Store>,
     ends: MeshEnds,
     stop: oneshot::Receiver<()>,
     events: &mpsc::Sender<Event>,
@@ -153,7 +155,10 @@ async fn run_shard(
     let mut running = Vec::new();
     for l in listeners {
         let name = l.name();
-        running.push((name, glommio::spawn_local(services::accept_loop(shard.clone(), l))));
+        running.push((
+            name,
+            glommio::spawn_local(services::accept_loop(shard.clone(), l)),
+        ));
     }
     if id == 0 {
         match services::admin::bind(&admin_path) {
@@ -196,9 +201,11 @@ fn probe_ports(config: &Config, shards: usize) -> anyhow::Result<()> {
                 for id in 0..shards {
                     let own = services::shard_lmtp_addr(addr, id)
                         .with_context(|| format!("listen.lmtp {addr}: no port for shard {id}"))?;
-                    probes.push(StdTcpListener::bind(own).with_context(|| {
-                        format!("listen.lmtp {addr}: shard {id}'s port {own}")
-                    })?);
+                    probes.push(
+                        StdTcpListener::bind(own).with_context(|| {
+                            format!("listen.lmtp {addr}: shard {id}'s port {own}")
+                        })?,
+                    );
                 }
             }
         }
@@ -230,4 +237,3 @@ fn raise_fd_limit() {
         let _ = setrlimit(Resource::Nofile, lim);
     }
 }
-

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use slab::Slab;
 use store::{Address, Bucket, Store, StoreError};
@@ -20,7 +21,8 @@ pub struct Shard {
     pub count: usize,
     pub cpu: usize,
     pub config: Config,
-    pub store: Store,
+    /// Immutable after start; shared with this shard's helper threads for blocking file work.
+    pub store: Arc<Store>,
     pub mesh: Mesh,
     pub shutdown: Shutdown,
     pub stats: RefCell<ShardStats>,
@@ -54,7 +56,14 @@ impl Drop for SessionGuard {
 }
 
 impl Shard {
-    pub fn new(id: ShardId, count: usize, cpu: usize, config: Config, store: Store, mesh: Mesh) -> Shard {
+    pub fn new(
+        id: ShardId,
+        count: usize,
+        cpu: usize,
+        config: Config,
+        store: Arc<Store>,
+        mesh: Mesh,
+    ) -> Shard {
         Shard {
             id,
             count,
@@ -81,8 +90,17 @@ impl Shard {
         self.sessions.borrow().len()
     }
 
-    pub fn register_session(self: &Rc<Self>, service: Service, peer: SocketAddr, user: Option<Address>) -> SessionGuard {
-        let key = self.sessions.borrow_mut().insert(SessionInfo { service, user, peer });
+    pub fn register_session(
+        self: &Rc<Self>,
+        service: Service,
+        peer: SocketAddr,
+        user: Option<Address>,
+    ) -> SessionGuard {
+        let key = self.sessions.borrow_mut().insert(SessionInfo {
+            service,
+            user,
+            peer,
+        });
         SessionGuard {
             shard: self.clone(),
             key,
@@ -152,10 +170,15 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
     }
 }
 
-async fn authenticate(shard: &Rc<Shard>, address: Address, password: Secret, service: Service) -> AuthOutcome {
+async fn authenticate(
+    shard: &Rc<Shard>,
+    address: Address,
+    password: Secret,
+    service: Service,
+) -> AuthOutcome {
     let store = shard.store.clone();
     let outcome = glommio::executor()
-        .spawn_blocking(move || check_password(&store, &address, &password.0, service))
+        .spawn_blocking(move || check_password(&store, &address, password.expose(), service))
         .await;
     let mut stats = shard.stats.borrow_mut();
     match outcome {
@@ -167,7 +190,12 @@ async fn authenticate(shard: &Rc<Shard>, address: Address, password: Secret, ser
 
 /// Runs on a helper thread: reads the profile and verifies the password. An unknown
 /// user costs the same hash as a known one, so timing does not tell them apart.
-fn check_password(store: &Store, address: &Address, password: &[u8], service: Service) -> AuthOutcome {
+fn check_password(
+    store: &Store,
+    address: &Address,
+    password: &[u8],
+    service: Service,
+) -> AuthOutcome {
     let Ok(password) = std::str::from_utf8(password) else {
         return AuthOutcome::Failed;
     };

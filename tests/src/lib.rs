@@ -158,9 +158,13 @@ impl Site {
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(binary());
         cmd.arg("-c").arg(&self.config).args(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn msgstore");
         if let Some(text) = stdin {
             let mut input = child.stdin.take().expect("stdin");
@@ -229,10 +233,10 @@ impl Server {
             let mut line = String::new();
             let mut ready_tx = Some(ready_tx);
             while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                if line.contains("msgstore ready") {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
+                if line.contains("msgstore ready")
+                    && let Some(tx) = ready_tx.take()
+                {
+                    let _ = tx.send(());
                 }
                 sink.lock().map(|mut l| l.push_str(&line)).ok();
                 line.clear();
@@ -247,11 +251,21 @@ impl Server {
             if ready_rx.recv_timeout(Duration::from_millis(50)).is_ok() {
                 return server;
             }
-            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("msgstore exited with {status} before ready:\n{}", server.log());
+            if let Some(status) = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "msgstore exited with {status} before ready:\n{}",
+                    server.log()
+                );
             }
             if Instant::now() > deadline {
-                panic!("msgstore not ready within {START_TIMEOUT:?}:\n{}", server.log());
+                panic!(
+                    "msgstore not ready within {START_TIMEOUT:?}:\n{}",
+                    server.log()
+                );
             }
         }
     }
@@ -279,7 +293,10 @@ impl Server {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("msgstore did not stop within {STOP_TIMEOUT:?}:\n{}", self.log());
+                panic!(
+                    "msgstore did not stop within {STOP_TIMEOUT:?}:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -88,7 +88,9 @@ async fn route(shard: &Rc<Shard>, req: AdminRequest) -> AdminResponse {
             let mut all = Vec::new();
             for s in 0..shard.count {
                 match shard.call(s, Request::ListLocal).await {
-                    Ok(Response::Admin(AdminResponse::Accounts { addresses })) => all.extend(addresses),
+                    Ok(Response::Admin(AdminResponse::Accounts { addresses })) => {
+                        all.extend(addresses)
+                    }
                     Ok(Response::Admin(e @ AdminResponse::Error { .. })) => return e,
                     Ok(_) => return error("unexpected answer from a shard".into()),
                     Err(e) => return error(e.to_string()),
@@ -102,7 +104,10 @@ async fn route(shard: &Rc<Shard>, req: AdminRequest) -> AdminResponse {
             let mut sessions = Vec::new();
             for s in 0..shard.count {
                 match shard.call(s, Request::Stats).await {
-                    Ok(Response::Stats { stats, sessions: mut list }) => {
+                    Ok(Response::Stats {
+                        stats,
+                        sessions: mut list,
+                    }) => {
                         shards.push(stats);
                         sessions.append(&mut list);
                     }

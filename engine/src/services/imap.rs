@@ -35,7 +35,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
 }
 
 /// Continues a session handed over by another shard after its LOGIN succeeded.
-pub async fn adopt(shard: Rc<Shard>, fd: OwnedFd, peer: SocketAddr, user: Address, state: ImapHandoff) {
+pub async fn adopt(
+    shard: Rc<Shard>,
+    fd: OwnedFd,
+    peer: SocketAddr,
+    user: Address,
+    state: ImapHandoff,
+) {
     let stream = handoff::attach(fd);
     let mut session = ImapSession::from_handoff(state);
     session.login_result(LoginOutcome::Ok {
@@ -45,7 +51,13 @@ pub async fn adopt(shard: Rc<Shard>, fd: OwnedFd, peer: SocketAddr, user: Addres
     drive(shard, stream, peer, session, guard).await;
 }
 
-async fn drive(shard: Rc<Shard>, mut stream: TcpStream, peer: SocketAddr, mut session: ImapSession, guard: SessionGuard) {
+async fn drive(
+    shard: Rc<Shard>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut session: ImapSession,
+    guard: SessionGuard,
+) {
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     loop {
         while let Some(out) = session.poll_output() {
@@ -61,25 +73,25 @@ async fn drive(shard: Rc<Shard>, mut stream: TcpStream, peer: SocketAddr, mut se
                 }
                 ImapEvent::Login {
                     username, password, ..
-                } => {
-                    match login(&shard, &username, password.into()).await {
-                        Ok(user) => {
-                            let owner = shard.owner_of(&user);
-                            if owner == shard.id {
-                                session.login_result(LoginOutcome::Ok {
-                                    user: user.to_string(),
-                                });
-                                guard.set_user(user);
-                            } else {
-                                drop(guard);
-                                move_to_owner(&shard, owner, stream, peer, user, session).await;
-                                return;
-                            }
+                } => match login(&shard, &username, password).await {
+                    Ok(user) => {
+                        let owner = shard.owner_of(&user);
+                        if owner == shard.id {
+                            session.login_result(LoginOutcome::Ok {
+                                user: user.to_string(),
+                            });
+                            guard.set_user(user);
+                        } else {
+                            drop(guard);
+                            move_to_owner(&shard, owner, stream, peer, user, session).await;
+                            return;
                         }
-                        Err(AuthOutcome::Unavailable) => session.login_result(LoginOutcome::Unavailable),
-                        Err(_) => session.login_result(LoginOutcome::Failed),
                     }
-                }
+                    Err(AuthOutcome::Unavailable) => {
+                        session.login_result(LoginOutcome::Unavailable)
+                    }
+                    Err(_) => session.login_result(LoginOutcome::Failed),
+                },
             }
             continue;
         }
@@ -89,7 +101,9 @@ async fn drive(shard: Rc<Shard>, mut stream: TcpStream, peer: SocketAddr, mut se
                 Either::Left((Ok(n), _)) => n,
                 Either::Left((Err(_), _)) => return,
                 Either::Right(_) => {
-                    let _ = stream.write_all(b"* BYE [UNAVAILABLE] Server shutting down\r\n").await;
+                    let _ = stream
+                        .write_all(b"* BYE [UNAVAILABLE] Server shutting down\r\n")
+                        .await;
                     let _ = stream.close().await;
                     return;
                 }
@@ -105,7 +119,11 @@ async fn drive(shard: Rc<Shard>, mut stream: TcpStream, peer: SocketAddr, mut se
 
 /// Asks the owning shard to check the password. A name that is not an address can
 /// own nothing, so it fails like an unknown user.
-async fn login(shard: &Rc<Shard>, username: &[u8], password: Secret) -> Result<Address, AuthOutcome> {
+async fn login(
+    shard: &Rc<Shard>,
+    username: &[u8],
+    password: Secret,
+) -> Result<Address, AuthOutcome> {
     let user = std::str::from_utf8(username)
         .ok()
         .and_then(|u| Address::parse(u).ok())
@@ -123,7 +141,14 @@ async fn login(shard: &Rc<Shard>, username: &[u8], password: Secret) -> Result<A
     }
 }
 
-async fn move_to_owner(shard: &Rc<Shard>, owner: usize, stream: TcpStream, peer: SocketAddr, user: Address, session: ImapSession) {
+async fn move_to_owner(
+    shard: &Rc<Shard>,
+    owner: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    user: Address,
+    session: ImapSession,
+) {
     let state = session.into_handoff();
     let fd = match handoff::detach(stream) {
         Ok(fd) => fd,

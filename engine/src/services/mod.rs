@@ -38,21 +38,27 @@ impl Listener {
 /// config key and the address, in one line.
 pub fn bind_all(shard: &Shard) -> Result<Vec<Listener>, String> {
     let cfg = &shard.config;
-    let accepts = cfg.engine.accept_shards.is_empty() || cfg.engine.accept_shards.contains(&shard.id);
+    let accepts =
+        cfg.engine.accept_shards.is_empty() || cfg.engine.accept_shards.contains(&shard.id);
     let mut out = Vec::new();
     for service in Service::ALL {
         let Some(addr) = cfg.listen_addr(service) else {
             continue;
         };
         if accepts {
-            let l = TcpListener::bind(addr).map_err(|e| format!("listen.{} {addr}: {e}", service.key()))?;
+            let l = TcpListener::bind(addr)
+                .map_err(|e| format!("listen.{} {addr}: {e}", service.key()))?;
             out.push(Listener::Shared(service, l));
         }
         if service == Service::Lmtp {
             let own = shard_lmtp_addr(addr, shard.id).ok_or_else(|| {
-                format!("listen.lmtp {addr}: no room for shard {}'s port above it", shard.id)
+                format!(
+                    "listen.lmtp {addr}: no room for shard {}'s port above it",
+                    shard.id
+                )
             })?;
-            let l = TcpListener::bind(own).map_err(|e| format!("listen.lmtp (shard {}) {own}: {e}", shard.id))?;
+            let l = TcpListener::bind(own)
+                .map_err(|e| format!("listen.lmtp (shard {}) {own}: {e}", shard.id))?;
             out.push(Listener::ShardLmtp(l));
         }
     }
