@@ -304,12 +304,10 @@ fn route(config: &Config, address: &str) -> anyhow::Result<()> {
     {
         println!("lmtp      {own}");
     }
-    let dirs = store::hash::fanout_dirs(&digest, config.store.fanout_levels).join("/");
-    let root = &config.store.roots[bucket.0 as usize % config.store.roots.len()];
-    println!(
-        "path      {}",
-        root.join("users").join(dirs).join(addr.as_str()).display()
-    );
+    // Opening reads the format file, so the path uses the fanout the store was
+    // created with (and, like every verb, creates a store on empty roots).
+    let store = Store::open(&config.store.roots, config.store.fanout_levels)?;
+    println!("path      {}", store.user_dir(&addr).display());
     Ok(())
 }
 
