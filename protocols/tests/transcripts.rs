@@ -7,6 +7,8 @@
 //! ```text
 //! # comment (blank lines are ignored too)
 //! O: login-disabled          option, before anything else (ImapConfig::login_allowed = false)
+//! O: starttls                option: STARTTLS offered (ImapConfig::starttls_available)
+//! E: starttls / tls-started  expect the StartTls event / the engine finished the switch
 //! C: a LOGIN bob pw          client line; CRLF is appended. Consecutive C: lines are
 //!                            sent as ONE packet; any other line in between splits packets
 //! S: a OK ...                expected server line (CRLF appended); checked, in order,
@@ -46,12 +48,15 @@ enum Step {
         password: Vec<u8>,
     },
     ExpectClose,
+    ExpectStartTls,
+    TlsStarted,
     Answer(LoginOutcome),
     Handoff,
 }
 
 struct Transcript {
     login_allowed: bool,
+    starttls: bool,
     /// (line number, step)
     steps: Vec<(usize, Step)>,
 }
@@ -86,6 +91,7 @@ fn expand(text: &str) -> Result<Vec<u8>, String> {
 fn parse_transcript(text: &str) -> Result<Transcript, String> {
     let mut transcript = Transcript {
         login_allowed: true,
+        starttls: false,
         steps: Vec::new(),
     };
     let mut previous_was_client = false;
@@ -131,6 +137,11 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
                 previous_was_client = false;
                 continue;
             }
+            "O" if body == "starttls" => {
+                transcript.starttls = true;
+                previous_was_client = false;
+                continue;
+            }
             "E" => {
                 let words: Vec<Vec<u8>> = body
                     .split(' ')
@@ -152,6 +163,8 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
                     }
                     [verb] if verb == b"handoff" => Step::Handoff,
                     [verb] if verb == b"close" => Step::ExpectClose,
+                    [verb] if verb == b"starttls" => Step::ExpectStartTls,
+                    [verb] if verb == b"tls-started" => Step::TlsStarted,
                     _ => return Err(fail(format!("unknown event line {line:?}"))),
                 }
             }
@@ -250,6 +263,11 @@ impl Runner {
                 Some(ImapEvent::Close) => {}
                 other => return Err(format!("line {line}: expected Close, got {other:?}")),
             },
+            Step::ExpectStartTls => match self.session().poll_event() {
+                Some(ImapEvent::StartTls) => {}
+                other => return Err(format!("line {line}: expected StartTls, got {other:?}")),
+            },
+            Step::TlsStarted => self.session().tls_started(),
             Step::Answer(outcome) => self.session().login_result(outcome.clone()),
             Step::Handoff => {
                 let session = self.session.take().expect("session present");
@@ -271,6 +289,7 @@ fn run(transcript: &Transcript, feed: Feed) -> Result<(), String> {
             .map(String::from)
             .into(),
         login_allowed: transcript.login_allowed,
+        starttls_available: transcript.starttls,
         server_name: "imap.example.net".into(),
     };
     let mut runner = Runner {

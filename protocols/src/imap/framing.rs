@@ -324,6 +324,12 @@ impl Framer {
     }
 
     /// Range of the unconsumed bytes, for tests and diagnostics.
+    /// Throws away everything buffered and any frame in progress: used when the
+    /// connection's security changes under it (STARTTLS).
+    pub fn discard_buffered(&mut self) {
+        *self = Framer::new(self.line_bytes_max, self.buffer_bytes_max);
+    }
+
     pub fn buffered_range(&self) -> Range<usize> {
         self.frame_start..self.buf.len()
     }

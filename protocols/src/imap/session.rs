@@ -71,6 +71,9 @@ pub struct ImapConfig {
     pub login_allowed: bool,
     /// Host name shown in the greeting.
     pub server_name: String,
+    /// Whether `STARTTLS` is offered (a plaintext listener with a certificate).
+    /// The session advertises it before login until TLS is on.
+    pub starttls_available: bool,
 }
 
 impl Default for ImapConfig {
@@ -83,6 +86,7 @@ impl Default for ImapConfig {
             capabilities,
             login_allowed: true,
             server_name: SERVER_PRODUCT_NAME.to_owned(),
+            starttls_available: false,
         }
     }
 }
@@ -97,6 +101,11 @@ pub enum ImapEvent {
         username: Vec<u8>,
         password: Secret,
     },
+    /// Write the output polled so far in plaintext, then start a TLS server
+    /// handshake on the connection and call [`ImapSession::tls_started`]. Input
+    /// that arrived with the `STARTTLS` command has been thrown away (RFC 3501
+    /// §6.2.1: plaintext pipelined behind it would be a command injection).
+    StartTls,
     /// Close the connection once the output polled so far is written.
     Close,
 }
@@ -148,6 +157,10 @@ struct Core {
     events: VecDeque<ImapEvent>,
     /// Tag of the `LOGIN` whose event is unanswered; parsing waits while set.
     login_pending: Option<Tag>,
+    /// Set between `STARTTLS`'s OK and `tls_started`; parsing waits meanwhile.
+    tls_pending: bool,
+    /// TLS is on (implicitly or after STARTTLS).
+    tls_active: bool,
     bad_commands: u32,
     auth_failures: u32,
 }
@@ -183,6 +196,8 @@ impl ImapSession {
             output: Vec::new(),
             events: VecDeque::new(),
             login_pending: None,
+            tls_pending: false,
+            tls_active: false,
             bad_commands: 0,
             auth_failures: 0,
         };
@@ -228,6 +243,24 @@ impl ImapSession {
         self.core.login_result(outcome);
     }
 
+    /// The engine has finished (or at least started) the TLS handshake that
+    /// [`ImapEvent::StartTls`] asked for; parsing resumes and `STARTTLS` is no
+    /// longer offered.
+    pub fn tls_started(&mut self) {
+        debug_assert!(self.core.tls_pending, "tls_started without StartTls");
+        self.core.tls_pending = false;
+        self.core.tls_active = true;
+        // LOGIN may have been refused only because the line was plaintext.
+        self.core.config.login_allowed = true;
+        self.core.process();
+    }
+
+    /// Marks a session on an implicit-TLS listener (IMAPS) before its greeting
+    /// matters: `STARTTLS` is then never offered.
+    pub fn set_tls_active(&mut self) {
+        self.core.tls_active = true;
+    }
+
     /// How many bytes `handle_input` can take now without failing: an engine
     /// reads at most this much (and nothing while a login is unanswered).
     pub fn input_room(&self) -> usize {
@@ -260,6 +293,10 @@ impl ImapSession {
 
 impl Core {
     fn handle_input(&mut self, mut data: &[u8]) -> Result<(), InputError> {
+        if self.tls_pending {
+            // Plaintext that arrives before the TLS switch is an injection attempt.
+            return Ok(());
+        }
         loop {
             if self.state == State::Closed {
                 return Ok(());
@@ -284,7 +321,7 @@ impl Core {
 
     /// Answers complete commands until input runs out, a login waits, or close.
     fn process(&mut self) {
-        while self.login_pending.is_none() && self.state != State::Closed {
+        while self.login_pending.is_none() && !self.tls_pending && self.state != State::Closed {
             match self.framer.next_frame() {
                 Frame::NeedMore => break,
                 Frame::Complete => {
@@ -352,11 +389,13 @@ impl Core {
             Command::Login { username, password } => {
                 self.start_login(tag, username.into_bytes(), password)
             }
-            Command::StartTls => self.respond(
-                Some(&tag),
-                Status::No,
-                "[CANNOT] STARTTLS is not available yet",
-            ),
+            Command::StartTls if self.config.starttls_available && !self.tls_active => {
+                self.respond(Some(&tag), Status::Ok, "Begin TLS negotiation now");
+                self.framer.discard_buffered();
+                self.tls_pending = true;
+                self.events.push_back(ImapEvent::StartTls);
+            }
+            Command::StartTls => self.respond(Some(&tag), Status::Bad, "STARTTLS is not available"),
             Command::Authenticate { .. } => {
                 self.respond(
                     Some(&tag),
@@ -442,6 +481,9 @@ impl Core {
             State::Authenticated { .. } => self.config.capabilities_authenticated.join(" "),
             _ => {
                 let mut list = self.config.capabilities.join(" ");
+                if self.config.starttls_available && !self.tls_active {
+                    list.push_str(" STARTTLS");
+                }
                 let has_logindisabled = self
                     .config
                     .capabilities
