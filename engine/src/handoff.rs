@@ -24,6 +24,8 @@ pub struct Handoff {
     pub user: Address,
     /// The shard the connection was accepted on, for the statistics.
     pub from_shard: usize,
+    /// The live TLS session, when the connection is encrypted.
+    pub tls: Option<crate::conn::TlsState>,
     pub session: SessionHandoff,
 }
 

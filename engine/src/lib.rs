@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod handoff;
 pub mod limits;
 pub mod mesh;
@@ -17,3 +18,4 @@ pub mod runtime;
 pub mod services;
 pub mod shard;
 pub mod shutdown;
+pub mod tls;

@@ -37,6 +37,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     )?);
     let shards = config.shard_count();
     probe_ports(&config, shards)?;
+    let tls = crate::tls::server_config(&config)?;
     let cpus = usable_cpus();
     let (events_tx, events) = mpsc::channel::<Event>();
     let signals_tx = events_tx.clone();
@@ -64,12 +65,13 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         stops.push(stop_tx);
         let config = config.clone();
         let store = store.clone();
+        let tls = tls.clone();
         let events = events_tx.clone();
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
             .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_SHARD))
             .spawn(move || async move {
-                run_shard(id, shards, cpu, config, store, ends, stop_rx, &events).await;
+                run_shard(id, shards, cpu, config, store, tls, ends, stop_rx, &events).await;
                 let _ = events.send(Event::Exited(id));
             })
             .map_err(|e| anyhow::anyhow!("starting shard {id} on cpu {cpu}: {e}"))?;
@@ -135,13 +137,14 @@ async fn run_shard(
     cpu: usize,
     config: Config,
     store: Arc<Store>,
+    tls: Arc<rustls::ServerConfig>,
     ends: MeshEnds,
     stop: oneshot::Receiver<()>,
     events: &mpsc::Sender<Event>,
 ) {
     let (mesh, receivers) = ends.connect().await;
     let admin_path = config.admin_socket();
-    let shard = Rc::new(Shard::new(id, count, cpu, config, store, mesh));
+    let shard = Rc::new(Shard::new(id, count, cpu, config, store, tls, mesh));
     for rx in receivers {
         glommio::spawn_local(services::mesh_receiver(shard.clone(), rx)).detach();
     }

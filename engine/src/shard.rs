@@ -23,6 +23,8 @@ pub struct Shard {
     pub config: Config,
     /// Immutable after start; shared with this shard's helper threads for blocking file work.
     pub store: Arc<Store>,
+    /// The TLS server configuration (certificate), shared read-only by all shards.
+    pub tls: Arc<rustls::ServerConfig>,
     pub mesh: Mesh,
     pub shutdown: Shutdown,
     pub stats: RefCell<ShardStats>,
@@ -62,6 +64,7 @@ impl Shard {
         cpu: usize,
         config: Config,
         store: Arc<Store>,
+        tls: Arc<rustls::ServerConfig>,
         mesh: Mesh,
     ) -> Shard {
         Shard {
@@ -70,6 +73,7 @@ impl Shard {
             cpu,
             config,
             store,
+            tls,
             mesh,
             shutdown: Shutdown::default(),
             stats: RefCell::new(ShardStats {

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,15 +55,21 @@ pub struct Ports {
 
 impl Ports {
     /// Finds a run of free loopback ports: 8 services plus the LMTP port and one per
-    /// shard above it, all consecutive so the LMTP shard ports fit.
+    /// shard above it, all consecutive so the LMTP shard ports fit. The run lies
+    /// below the kernel's ephemeral range, so client sockets of other tests cannot
+    /// take a port between the check and the server's bind, and each call in this
+    /// process starts from a different place so parallel tests do not collide.
     pub fn free(shards: usize) -> Ports {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
         let need = 9 + shards;
-        for attempt in 0..200u32 {
-            let seed = std::process::id()
-                .wrapping_mul(7919)
-                .wrapping_add(attempt.wrapping_mul(104_729))
-                .wrapping_add(nanos());
-            let base = 20_000 + (seed % 40_000) as u16;
+        let low = 10_000u32;
+        let high = ephemeral_low().saturating_sub(need as u32).max(low + 1_000);
+        let span = high - low;
+        for _ in 0..200 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let seed = std::process::id().wrapping_mul(7919).wrapping_add(nanos());
+            let base = low + (seed.wrapping_add(n.wrapping_mul(97)) % span);
+            let base = base as u16;
             let held: Vec<TcpListener> = (0..need as u16)
                 .filter_map(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
                 .collect();
@@ -82,6 +89,14 @@ impl Ports {
         }
         panic!("no run of {need} free loopback ports found");
     }
+}
+
+/// The first port the kernel hands out to outgoing connections.
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 fn nanos() -> u32 {

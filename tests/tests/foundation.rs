@@ -396,3 +396,76 @@ fn login_hands_the_connection_to_the_owning_shard() {
     }
     server.stop();
 }
+
+/// IMAPS and STARTTLS with the self-signed certificate made on first start; the TLS
+/// session moves to the owning shard with the connection, pipelined commands too.
+#[test]
+fn tls_sessions_move_to_the_owning_shard() {
+    let site = Site::new(Options {
+        shards: 2,
+        engine_extra: "accept_shards = [0]".into(),
+    });
+    let users = users_per_shard(&site, 2, 1);
+    for u in users.keys() {
+        add_user(&site, u, "secret");
+    }
+    let server = site.start();
+    let cert = site.data.join("tls").join("cert.pem");
+    assert!(cert.exists(), "self-signed certificate made on first start");
+    let key = site.data.join("tls").join("key.pem");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key).expect("key").permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "key readable by its owner only");
+    let script = r#"
+import imaplib, ssl, sys
+imaps, imap, cafile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+users = sys.argv[4:]
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.check_hostname = False
+for u in users:
+    m = imaplib.IMAP4_SSL('127.0.0.1', imaps, ssl_context=ctx)
+    print('imaps', m.sock.version(), m.login(u, 'secret')[0], m.noop()[0])
+    m.logout()
+    # LOGIN and two commands in one TLS record, answered after the move.
+    m = imaplib.IMAP4_SSL('127.0.0.1', imaps, ssl_context=ctx)
+    m.send(('p1 LOGIN %s secret\r\np2 NOOP\r\np3 LOGOUT\r\n' % u).encode())
+    got = []
+    while True:
+        line = m.readline()
+        if not line:
+            break
+        got.append(line.split(b' ')[0:2])
+    print('pipelined', b' '.join(b'/'.join(x) for x in got if x[0].startswith(b'p')).decode())
+    m = imaplib.IMAP4('127.0.0.1', imap)
+    caps = m.capabilities
+    m.starttls(ssl_context=ctx)
+    print('starttls', 'STARTTLS' in caps, m.sock.version(), m.login(u, 'secret')[0])
+    m.logout()
+"#;
+    let mut args = vec![
+        site.ports.imaps.to_string(),
+        site.ports.imap.to_string(),
+        cert.display().to_string(),
+    ];
+    args.extend(users.keys().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = python(script, &args);
+    let want = "imaps TLSv1.3 OK OK\npipelined p1/OK p2/OK p3/OK\nstarttls True TLSv1.3 OK\n";
+    assert_eq!(out, want.repeat(2));
+    let stats = site.cli_ok(&["stats"], None);
+    let rows: Vec<Vec<u64>> = stats
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        rows[1][4], 3,
+        "three TLS sessions moved into shard 1:\n{stats}"
+    );
+    server.stop();
+}

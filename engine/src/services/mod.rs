@@ -111,7 +111,7 @@ async fn serve_connection(shard: Rc<Shard>, service: Service, stream: TcpStream)
         return;
     }
     match service {
-        Service::Imap => imap::serve(shard, stream, peer).await,
+        Service::Imap | Service::Imaps => imap::serve(shard, service, stream, peer).await,
         other => placeholder::serve(shard, other, stream, peer).await,
     }
 }
@@ -144,10 +144,13 @@ async fn adopt(shard: Rc<Shard>, h: Handoff) {
         service,
         user,
         from_shard,
+        tls,
         session,
     } = h;
     tracing::debug!("adopting {service:?} session of {user} from shard {from_shard}");
     match session {
-        SessionHandoff::Imap(state) => imap::adopt(shard, fd, peer, user, *state).await,
+        SessionHandoff::Imap(state) => {
+            imap::adopt(shard, service, fd, tls, peer, user, *state).await
+        }
     }
 }
