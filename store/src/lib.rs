@@ -10,6 +10,7 @@ pub mod format;
 pub mod hash;
 pub mod limits;
 pub mod lock;
+pub mod message;
 pub mod password;
 pub mod store;
 mod textfile;

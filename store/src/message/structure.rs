@@ -1,0 +1,263 @@
+//! ENVELOPE, BODY and BODYSTRUCTURE as IMAP syntax, written as Dovecot's
+//! `lib-imap/imap-envelope.c` and `imap-bodystructure.c` write them.
+
+use super::address::{Address, parse_address_list};
+use super::imap_string::{
+    append_nil, append_nstring_nolf, append_string, append_string_for_humans,
+};
+use super::mime::{Field, Kind, Node};
+
+/// Envelope header values (unfolded, raw) of one message.
+#[derive(Debug, Default)]
+pub(crate) struct Envelope {
+    pub date: Option<Vec<u8>>,
+    pub subject: Option<Vec<u8>>,
+    pub from: Option<Vec<Address>>,
+    pub sender: Option<Vec<Address>>,
+    pub reply_to: Option<Vec<Address>>,
+    pub to: Option<Vec<Address>>,
+    pub cc: Option<Vec<Address>>,
+    pub bcc: Option<Vec<Address>>,
+    pub in_reply_to: Option<Vec<u8>>,
+    pub message_id: Option<Vec<u8>>,
+}
+
+/// A header value as a C string would hold it: NUL becomes U+FFFD.
+fn header_string(v: &[u8]) -> Vec<u8> {
+    if !v.contains(&0) {
+        return v.to_vec();
+    }
+    let mut out = Vec::with_capacity(v.len() + 2);
+    for &b in v {
+        if b == 0 {
+            out.extend_from_slice("\u{fffd}".as_bytes());
+        } else {
+            out.push(b);
+        }
+    }
+    out
+}
+
+pub(crate) fn envelope_of(fields: &[Field]) -> Envelope {
+    let mut e = Envelope::default();
+    for f in fields {
+        let name = f.name.to_ascii_lowercase();
+        let addr = |v: &[u8]| parse_address_list(v);
+        match &name[..] {
+            b"date" => e.date = Some(header_string(&f.value)),
+            b"subject" => e.subject = Some(header_string(&f.value)),
+            b"in-reply-to" => e.in_reply_to = Some(header_string(&f.value)),
+            b"message-id" => e.message_id = Some(header_string(&f.value)),
+            b"from" => e.from = addr(&f.value),
+            b"sender" => e.sender = addr(&f.value),
+            b"reply-to" => e.reply_to = addr(&f.value),
+            b"to" => e.to = addr(&f.value),
+            b"cc" => e.cc = addr(&f.value),
+            b"bcc" => e.bcc = addr(&f.value),
+            _ => {}
+        }
+    }
+    e
+}
+
+fn write_addresses(out: &mut Vec<u8>, list: Option<&Vec<Address>>) {
+    let Some(list) = list else {
+        append_nil(out);
+        return;
+    };
+    out.push(b'(');
+    for a in list {
+        out.push(b'(');
+        match &a.name {
+            None => append_nil(out),
+            Some(n) => append_string_for_humans(out, n),
+        }
+        out.push(b' ');
+        append_nstring_nolf(out, a.route.as_deref());
+        out.push(b' ');
+        append_nstring_nolf(out, a.mailbox.as_deref());
+        out.push(b' ');
+        append_nstring_nolf(out, a.domain.as_deref());
+        out.push(b')');
+    }
+    out.push(b')');
+}
+
+/// The envelope fields, without the enclosing parentheses.
+pub(crate) fn write_envelope(out: &mut Vec<u8>, e: &Envelope) {
+    append_nstring_nolf(out, e.date.as_deref());
+    out.push(b' ');
+    match &e.subject {
+        None => append_nil(out),
+        Some(s) => append_string_for_humans(out, s),
+    }
+    out.push(b' ');
+    write_addresses(out, e.from.as_ref());
+    out.push(b' ');
+    write_addresses(out, e.sender.as_ref().or(e.from.as_ref()));
+    out.push(b' ');
+    write_addresses(out, e.reply_to.as_ref().or(e.from.as_ref()));
+    out.push(b' ');
+    write_addresses(out, e.to.as_ref());
+    out.push(b' ');
+    write_addresses(out, e.cc.as_ref());
+    out.push(b' ');
+    write_addresses(out, e.bcc.as_ref());
+    out.push(b' ');
+    append_nstring_nolf(out, e.in_reply_to.as_deref());
+    out.push(b' ');
+    append_nstring_nolf(out, e.message_id.as_deref());
+}
+
+fn write_params(out: &mut Vec<u8>, params: &[(Vec<u8>, Vec<u8>)], default_charset: bool) {
+    if !default_charset && params.is_empty() {
+        append_nil(out);
+        return;
+    }
+    out.push(b'(');
+    let mut seen_charset = false;
+    for (i, (k, v)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        seen_charset |= default_charset && k.eq_ignore_ascii_case(b"charset");
+        append_string(out, k);
+        out.push(b' ');
+        append_string(out, v);
+    }
+    if default_charset && !seen_charset {
+        if !params.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"\"charset\" \"us-ascii\"");
+    }
+    out.push(b')');
+}
+
+fn write_common(out: &mut Vec<u8>, node: &Node) {
+    let d = &node.data;
+    out.push(b' ');
+    match &d.disposition {
+        None => append_nil(out),
+        Some((disp, params)) => {
+            out.push(b'(');
+            append_string(out, disp);
+            out.push(b' ');
+            write_params(out, params, false);
+            out.push(b')');
+        }
+    }
+    out.push(b' ');
+    match &d.language {
+        None => append_nil(out),
+        Some(langs) => {
+            out.push(b'(');
+            for (i, l) in langs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                append_string(out, l);
+            }
+            out.push(b')');
+        }
+    }
+    out.push(b' ');
+    append_nstring_nolf(out, d.location.as_deref());
+}
+
+pub(crate) struct Writer<'a> {
+    pub msg: &'a [u8],
+    pub nodes: &'a [Node],
+    pub envelopes: &'a [Option<Envelope>],
+}
+
+impl Writer<'_> {
+    fn lines(&self, node: &Node) -> usize {
+        self.msg
+            .get(node.body.0..node.body.1)
+            .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+    }
+
+    /// One part without its enclosing parentheses.
+    pub fn write(&self, out: &mut Vec<u8>, idx: usize, extended: bool) {
+        let node = &self.nodes[idx];
+        if node.kind == Kind::Multipart {
+            self.write_multipart(out, idx, extended);
+        } else {
+            self.write_single(out, idx, extended);
+        }
+    }
+
+    fn write_multipart(&self, out: &mut Vec<u8>, idx: usize, extended: bool) {
+        let node = &self.nodes[idx];
+        if node.children.is_empty() {
+            out.extend_from_slice(
+                b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0",
+            );
+            out.extend_from_slice(if extended { b" NIL NIL NIL NIL)" } else { b")" });
+        }
+        for &c in &node.children {
+            out.push(b'(');
+            self.write(out, c, extended);
+            out.push(b')');
+        }
+        out.push(b' ');
+        append_string(out, node.data.content_subtype.as_deref().unwrap_or(b""));
+        if !extended {
+            return;
+        }
+        out.push(b' ');
+        write_params(out, &node.data.params, false);
+        write_common(out, node);
+    }
+
+    fn write_single(&self, out: &mut Vec<u8>, idx: usize, extended: bool) {
+        let node = &self.nodes[idx];
+        let d = &node.data;
+        let message = node.kind == Kind::Message && !node.children.is_empty();
+        let text = if message {
+            out.extend_from_slice(b"\"message\" \"rfc822\"");
+            false
+        } else if let Some(t) = &d.content_type {
+            append_string(out, t);
+            out.push(b' ');
+            append_string(out, d.content_subtype.as_deref().unwrap_or(b""));
+            t.eq_ignore_ascii_case(b"text")
+        } else {
+            out.extend_from_slice(b"\"text\" \"plain\"");
+            true
+        };
+        out.push(b' ');
+        write_params(out, &d.params, text);
+        out.push(b' ');
+        append_nstring_nolf(out, d.id.as_deref());
+        out.push(b' ');
+        append_nstring_nolf(out, d.description.as_deref());
+        out.push(b' ');
+        match &d.transfer_encoding {
+            Some(e) => append_string(out, e),
+            None => out.extend_from_slice(b"\"7bit\""),
+        }
+        out.extend_from_slice(format!(" {}", node.body.1 - node.body.0).as_bytes());
+        if text {
+            out.extend_from_slice(format!(" {}", self.lines(node)).as_bytes());
+        } else if message {
+            let child = node.children[0];
+            out.extend_from_slice(b" (");
+            match self.envelopes.get(child).and_then(Option::as_ref) {
+                Some(e) => write_envelope(out, e),
+                None => out.extend_from_slice(b"NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL"),
+            }
+            out.extend_from_slice(b") (");
+            self.write(out, child, extended);
+            out.push(b')');
+            out.extend_from_slice(format!(" {}", self.lines(node)).as_bytes());
+        }
+        if !extended {
+            return;
+        }
+        out.push(b' ');
+        append_nstring_nolf(out, d.md5.as_deref());
+        write_common(out, node);
+    }
+}
