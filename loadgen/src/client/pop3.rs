@@ -1,0 +1,158 @@
+//! The POP3 client: USER/PASS, STAT, LIST, then RETR of random messages (the unstuffed body
+//! must be exactly the size LIST gave), an occasional DELE, and QUIT + login again.
+
+use std::rc::Rc;
+
+use super::conn::{ClientError, Conn};
+use super::{Session, WorkerCtx};
+use crate::proto::pop3::{Pop3Reader, Pop3Reply, parse_two_numbers};
+use crate::rng::Rng;
+
+pub struct Pop3Session {
+    conn: Conn,
+    reader: Pop3Reader,
+    /// LIST sizes by message number - 1; `None` once deleted in this session.
+    sizes: Vec<Option<u64>>,
+}
+
+impl Pop3Session {
+    async fn reply(&mut self, multiline: bool) -> Result<Pop3Reply, ClientError> {
+        loop {
+            if let Some(r) = self.reader.next_reply(multiline)? {
+                return Ok(r);
+            }
+            let chunk = self.conn.read_chunk().await?;
+            self.reader.feed(chunk);
+        }
+    }
+
+    async fn command(&mut self, line: &str, multiline: bool) -> Result<Pop3Reply, ClientError> {
+        self.conn
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await?;
+        let r = self.reply(multiline).await?;
+        if !r.ok {
+            let verb = line.split(' ').next().unwrap_or(line);
+            return Err(ClientError::Server(format!("{verb}: -ERR {}", r.text)));
+        }
+        Ok(r)
+    }
+
+    async fn list(&mut self) -> Result<(), ClientError> {
+        let stat = self.command("STAT", false).await?;
+        let (count, _) = parse_two_numbers(&stat.text)
+            .ok_or_else(|| ClientError::Protocol(format!("bad STAT reply: {}", stat.text)))?;
+        let list = self.command("LIST", true).await?;
+        let body = list.body.unwrap_or_default();
+        let mut sizes = Vec::new();
+        for line in String::from_utf8_lossy(&body).lines() {
+            let (n, size) = parse_two_numbers(line)
+                .ok_or_else(|| ClientError::Protocol(format!("bad LIST line: {line}")))?;
+            if n != sizes.len() as u64 + 1 {
+                return Err(ClientError::Check(format!("LIST out of order at {n}")));
+            }
+            sizes.push(Some(size));
+        }
+        if sizes.len() as u64 != count {
+            return Err(ClientError::Check(format!(
+                "STAT said {count} messages, LIST gave {}",
+                sizes.len()
+            )));
+        }
+        self.sizes = sizes;
+        Ok(())
+    }
+
+    fn random_live(&self, rng: &mut Rng) -> Option<(usize, u64)> {
+        if self.sizes.is_empty() {
+            return None;
+        }
+        // A few tries are enough: DELE is rare, so most messages are live.
+        for _ in 0..8 {
+            let i = rng.below(self.sizes.len() as u64) as usize;
+            if let Some(size) = self.sizes[i] {
+                return Some((i, size));
+            }
+        }
+        None
+    }
+
+    async fn quit(&mut self) -> Result<(), ClientError> {
+        self.command("QUIT", false).await.map(|_| ())
+    }
+}
+
+impl Session for Pop3Session {
+    const PROTO: &'static str = "pop3";
+
+    async fn open(ctx: &Rc<WorkerCtx>, rng: &mut Rng) -> Result<Self, ClientError> {
+        let conn = Conn::connect(ctx.cfg.addr(ctx.cfg.port), ctx.tls.as_ref()).await?;
+        let mut s = Pop3Session {
+            conn,
+            reader: Pop3Reader::new(),
+            sizes: Vec::new(),
+        };
+        let greeting = s.reply(false).await?;
+        if !greeting.ok {
+            return Err(ClientError::Server(format!("greeting: {}", greeting.text)));
+        }
+        let user = ctx.random_user(rng);
+        s.command(&format!("USER {user}"), false).await?;
+        s.command(&format!("PASS {}", ctx.cfg.password), false)
+            .await?;
+        s.list().await?;
+        Ok(s)
+    }
+
+    fn pick(&self, ctx: &WorkerCtx, rng: &mut Rng) -> &'static str {
+        ctx.cfg.mix.as_ref().map_or("stat", |m| m.pick(rng))
+    }
+
+    async fn run(
+        &mut self,
+        ctx: &Rc<WorkerCtx>,
+        command: &'static str,
+        rng: &mut Rng,
+    ) -> Result<&'static str, ClientError> {
+        match command {
+            "retr" | "dele" => {
+                let Some((i, size)) = self.random_live(rng) else {
+                    self.command("STAT", false).await?;
+                    return Ok("stat");
+                };
+                if command == "dele" {
+                    self.command(&format!("DELE {}", i + 1), false).await?;
+                    self.sizes[i] = None;
+                    return Ok("dele");
+                }
+                let r = self.command(&format!("RETR {}", i + 1), true).await?;
+                let got = r.body.map_or(0, |b| b.len() as u64);
+                if got != size {
+                    return Err(ClientError::Check(format!(
+                        "RETR {} gave {got} bytes, LIST said {size}",
+                        i + 1
+                    )));
+                }
+                ctx.count("retrieved_bytes", got);
+                Ok("retr")
+            }
+            "relogin" => {
+                self.quit().await?;
+                *self = Self::open(ctx, rng).await?;
+                Ok("relogin")
+            }
+            _ => {
+                self.command("STAT", false).await?;
+                Ok("stat")
+            }
+        }
+    }
+
+    async fn close(mut self, ctx: &Rc<WorkerCtx>) {
+        let limit = ctx
+            .cfg
+            .request_timeout
+            .min(std::time::Duration::from_secs(1));
+        let _ = super::conn::timed(limit, "quit", self.quit()).await;
+    }
+}
