@@ -68,6 +68,8 @@ struct Hit {
     /// After the delimiter line's LF; `None` when the line runs to the end.
     after: Option<usize>,
     close: bool,
+    /// For a delimiter found right after a header's blank line: where that line ends.
+    blank_end: Option<usize>,
 }
 
 struct Walker<'a> {
@@ -129,7 +131,16 @@ impl Walker<'_> {
             delim_start: ls,
             after: line_len.map(|n| ls + 2 + n + 1),
             close: data.get(len..len + 2) == Some(b"--"),
+            blank_end: None,
         })
+    }
+
+    /// Whether the delimiter line at `ls` matches `own` at least as well as the
+    /// enclosing boundary `idx` it was taken for.
+    fn own_delimiter_at(&self, ls: usize, own: &[u8], idx: usize) -> bool {
+        let other = self.boundaries.get(idx).map_or(0, |b| b.text.len());
+        let line = self.msg.get(ls + 2..).unwrap_or_default();
+        own.len() >= other && line.starts_with(own)
     }
 
     /// The first delimiter of any open multipart in the body starting at `from`.
@@ -176,12 +187,31 @@ impl Walker<'_> {
                 return (fields, self.msg.len(), None);
             }
             if let Some(h) = self.boundary_at(pos) {
-                return (fields, pos, Some(h));
+                // Dovecot quirk, kept for parity: the header loses the CRLF ending
+                // its last line, yet that CRLF is not part of the delimiter either
+                // (it is counted in the enclosing part's body).
+                let mut header_end = pos;
+                if pos > start {
+                    header_end = if pos - 1 > start && self.msg[pos - 2] == b'\r' {
+                        pos - 2
+                    } else {
+                        pos - 1
+                    };
+                }
+                return (fields, header_end, Some(h));
             }
             let lf = memchr_lf(self.msg, pos);
             let next = lf.map_or(self.msg.len(), |i| i + 1);
             let line = strip_cr(&self.msg[pos..lf.unwrap_or(self.msg.len())]);
             if line.is_empty() && lf.is_some() {
+                // A delimiter right after the blank line takes the blank line's CRLF
+                // as its own (RFC 2046): the part then has a header and no body.
+                // (Unless it is the part's own first delimiter: `parse_part` checks.)
+                if let Some(mut h) = self.boundary_at(next) {
+                    h.delim_start = pos;
+                    h.blank_end = Some(next);
+                    return (fields, pos, Some(h));
+                }
                 return (fields, next, None);
             }
             if line.first().is_some_and(|&b| is_lwsp(b)) {
@@ -220,7 +250,7 @@ impl Walker<'_> {
         depth: usize,
     ) -> Option<Hit> {
         let idx = self.nodes.len();
-        let (fields, header_end, cut) = self.read_header(start);
+        let (fields, mut header_end, mut cut) = self.read_header(start);
         let parent_digest = parent.is_some_and(|p| self.nodes[p].digest);
         let parent_message = parent.is_some_and(|p| self.nodes[p].kind == Kind::Message);
         let mut info = content_info(&fields);
@@ -230,10 +260,8 @@ impl Walker<'_> {
         }
         let deep = depth >= NESTING_DEPTH_MAX;
         let mut kind = info.kind;
-        if kind == Kind::Multipart && (info.boundary.is_none() || deep) {
+        if kind == Kind::Multipart && deep {
             kind = Kind::Other;
-            info.seen_content_type = false;
-            info.digest = false;
         }
         if kind == Kind::Message && deep {
             kind = Kind::Other;
@@ -245,11 +273,21 @@ impl Walker<'_> {
                 Kind::Text
             };
         }
-        let data = if is_mime && !(info.kind == Kind::Multipart && info.boundary.is_none()) {
+        let data = if is_mime {
             mime_data(&fields)
         } else {
             MimeData::default()
         };
+        if let (Some(h), Some(own)) = (cut, &info.boundary)
+            && let Some(blank_end) = h.blank_end
+            && kind == Kind::Multipart
+            && self.own_delimiter_at(blank_end, own, h.idx)
+        {
+            // The multipart's body starts with its own delimiter (one that happens to
+            // match an enclosing boundary too): the blank line stays in the header.
+            header_end = blank_end;
+            cut = None;
+        }
         let keep_fields = parent.is_none() || parent_message;
         self.nodes.push(Node {
             header: (start, header_end),
@@ -268,13 +306,19 @@ impl Walker<'_> {
             if kind == Kind::Message {
                 self.nodes[idx].kind = Kind::Other;
             }
+            self.nodes[idx].body = (header_end, header_end);
             return self.take(cut);
         }
         let end = match kind {
-            Kind::Multipart => {
-                let boundary = info.boundary.unwrap_or_default();
-                self.multipart_body(idx, header_end, boundary, depth)
-            }
+            Kind::Multipart => match info.boundary {
+                Some(boundary) => self.multipart_body(idx, header_end, boundary, depth),
+                // No boundary: a multipart without parts; its body runs to an
+                // enclosing delimiter.
+                None => {
+                    let hit = self.scan(header_end);
+                    self.take(hit)
+                }
+            },
             Kind::Message => self.parse_part(header_end, Some(idx), false, depth + 1),
             Kind::Text | Kind::Other => {
                 let hit = self.scan(header_end);
@@ -448,6 +492,12 @@ fn parse_data_content_type(d: &mut MimeData, v: &[u8]) {
     p.skip_lwsp();
     let mut s = Vec::new();
     let ret = p.parse_content_type(&mut s);
+    if ret < 0 {
+        // Dovecot keeps a broken Content-Type as an empty type and subtype.
+        d.content_type = Some(Vec::new());
+        d.content_subtype = Some(Vec::new());
+        return;
+    }
     let s = cstr(&s);
     match s.iter().position(|&b| b == b'/') {
         Some(i) => {
@@ -459,9 +509,7 @@ fn parse_data_content_type(d: &mut MimeData, v: &[u8]) {
             d.content_subtype = Some(Vec::new());
         }
     }
-    if ret >= 0 {
-        d.params = cstr_params(p.parse_params());
-    }
+    d.params = cstr_params(p.parse_params());
 }
 
 /// Walks `msg` (CRLF) into a preorder part tree; `nodes[0]` is the message itself.

@@ -216,8 +216,10 @@ impl Precomputed {
         Some(idx)
     }
 
-    /// The byte range that answers BODY[path.text], `None` when there is no such part.
-    /// HEADER and TEXT of a part that is not message/rfc822 are empty (as Dovecot).
+    /// The byte range that answers BODY[path.text]. A part that does not exist, and
+    /// HEADER or TEXT of a part that is not message/rfc822, answer an empty string, as
+    /// Dovecot does (`find_part` tells whether the part exists). `None` only for a
+    /// table with no parts (a damaged record).
     pub fn section(&self, path: &[u32], text: SectionText) -> Option<ByteRange> {
         if path.is_empty() {
             let root = self.parts.first()?;
@@ -230,8 +232,10 @@ impl Precomputed {
                 SectionText::Text => root.body,
             });
         }
-        let idx = self.find_part(path)?;
-        let part = &self.parts[idx];
+        let Some(idx) = self.find_part(path) else {
+            return Some(ByteRange::EMPTY);
+        };
+        let part = self.parts.get(idx)?;
         Some(match text {
             SectionText::Body => part.body,
             SectionText::Mime => part.header,

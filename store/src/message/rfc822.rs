@@ -453,16 +453,14 @@ impl<'a> Rfc822<'a> {
                     result.push((key, c.value.clone()));
                 }
             } else {
+                // Dovecot 2.3 joins the pieces as they are, even a plain one
+                // among extended ones (it does not %-escape it).
                 let mut value = Vec::new();
                 if !conts[i].extended && have_extended {
                     value.extend_from_slice(b"''");
                 }
                 for c in &conts[i..j] {
-                    if !c.extended && have_extended {
-                        rfc2231_escape(&mut value, &c.value);
-                    } else {
-                        value.extend_from_slice(&c.value);
-                    }
+                    value.extend_from_slice(&c.value);
                 }
                 let mut key = conts[i].key.clone();
                 if conts[i].extended {
@@ -473,16 +471,6 @@ impl<'a> Rfc822<'a> {
             i = j;
         }
         result
-    }
-}
-
-fn rfc2231_escape(out: &mut Vec<u8>, value: &[u8]) {
-    for &b in value {
-        if is_token(b) && b != b'*' && b != b'\'' && b != b'%' {
-            out.push(b);
-        } else {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
-        }
     }
 }
 

@@ -42,18 +42,23 @@ pub(crate) fn envelope_of(fields: &[Field]) -> Envelope {
     let mut e = Envelope::default();
     for f in fields {
         let name = f.name.to_ascii_lowercase();
-        let addr = |v: &[u8]| parse_address_list(v);
+        // Repeated address fields add up (Dovecot appends them).
+        let addr = |slot: &mut Option<Vec<Address>>, v: &[u8]| {
+            if let Some(list) = parse_address_list(v) {
+                slot.get_or_insert_with(Vec::new).extend(list);
+            }
+        };
         match &name[..] {
             b"date" => e.date = Some(header_string(&f.value)),
             b"subject" => e.subject = Some(header_string(&f.value)),
             b"in-reply-to" => e.in_reply_to = Some(header_string(&f.value)),
             b"message-id" => e.message_id = Some(header_string(&f.value)),
-            b"from" => e.from = addr(&f.value),
-            b"sender" => e.sender = addr(&f.value),
-            b"reply-to" => e.reply_to = addr(&f.value),
-            b"to" => e.to = addr(&f.value),
-            b"cc" => e.cc = addr(&f.value),
-            b"bcc" => e.bcc = addr(&f.value),
+            b"from" => addr(&mut e.from, &f.value),
+            b"sender" => addr(&mut e.sender, &f.value),
+            b"reply-to" => addr(&mut e.reply_to, &f.value),
+            b"to" => addr(&mut e.to, &f.value),
+            b"cc" => addr(&mut e.cc, &f.value),
+            b"bcc" => addr(&mut e.bcc, &f.value),
             _ => {}
         }
     }
