@@ -1,1 +1,444 @@
-pub struct CacheError;
+//! The cache record of one message: a [`Precomputed`] as bytes, written at delivery
+//! into the mailbox's `cache` file and read back by FETCH, SEARCH, SORT and THREAD.
+//!
+//! # Record layout, version 1
+//!
+//! All integers little-endian. `blob` = `u32` length then that many bytes; `str` = a
+//! blob holding UTF-8; `opt<T>` = `u8` 0 (absent) or 1 followed by `T`.
+//!
+//! | offset | size | field |
+//! | --- | --- | --- |
+//! | 0 | 4 | magic `MSPC` (`4d 53 50 43`) |
+//! | 4 | 2 | version, `1` |
+//! | 6 | 2 | reserved, `0` (a reader rejects anything else) |
+//! | 8 | 4 | record length in bytes, this header and the checksum included |
+//! | 12 | 8 | RFC822.SIZE |
+//! | 20 | blob | ENVELOPE (IMAP syntax, parentheses included) |
+//! | | blob | BODYSTRUCTURE |
+//! | | blob | BODY |
+//! | | 4 | part count `n`, then `n` parts in preorder: |
+//! | | 1 | · kind: 0 multipart, 1 message/rfc822, 2 single |
+//! | | 1 | · transfer encoding: 0 7bit, 1 8bit, 2 binary, 3 base64, 4 quoted-printable, 5 other |
+//! | | 2 | · part-number length `k`, then `k` × `u32` part numbers |
+//! | | 4×8 | · MIME header start, end; body start, end (byte offsets into the message) |
+//! | | 4 | · subtree length (parts in this part's subtree, itself included) |
+//! | | opt | Date: `i64` unix seconds, `i16` zone minutes east of UTC |
+//! | | opt blob | Subject, raw |
+//! | | opt str | Subject, decoded |
+//! | | str | base subject |
+//! | | 3 × opt | From, To, Cc first mailbox: `str` addr-spec, `opt str` display name |
+//! | | 3 × opt blob | Message-ID, References, In-Reply-To, raw |
+//! | len-4 | 4 | CRC-32 (IEEE) of every byte before it |
+//!
+//! Version policy: a change to any field is a new version; a reader rejects versions
+//! it does not know (the cache is rebuilt from the message file by reconstruct).
+//! Decoding checks the magic, version, length and checksum first, then every length
+//! and offset (part ranges must lie inside RFC822.SIZE, subtrees inside the table).
+
+use super::precompute::{
+    ByteRange, HeaderDate, HeaderFields, Mailbox, Part, PartKind, Precomputed, TransferEncoding,
+};
+
+pub const MAGIC: [u8; 4] = *b"MSPC";
+pub const VERSION: u16 = 1;
+const HEADER_BYTES: usize = 12;
+const CRC_BYTES: usize = 4;
+/// The smallest encoded part: kind, encoding, path length, four offsets, subtree.
+const PART_BYTES_MIN: usize = 1 + 1 + 2 + 32 + 4;
+
+/// Why a cache record was refused. Any of these means: rebuild it from the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache record: bad magic")]
+    BadMagic,
+    #[error("cache record: unsupported version {0}")]
+    UnsupportedVersion(u16),
+    #[error("cache record: truncated")]
+    Truncated,
+    #[error("cache record: checksum mismatch")]
+    Checksum,
+    #[error("cache record: malformed ({0})")]
+    Malformed(&'static str),
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn blob(&mut self, b: &[u8]) {
+        // Lengths beyond u32 cannot come from precompute (fields are bounded); clamp
+        // rather than panic, the checksum still covers what was written.
+        let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
+        self.u32(len);
+        self.0.extend_from_slice(&b[..len as usize]);
+    }
+    fn opt_blob(&mut self, b: Option<&[u8]>) {
+        match b {
+            None => self.u8(0),
+            Some(b) => {
+                self.u8(1);
+                self.blob(b);
+            }
+        }
+    }
+    fn opt_mailbox(&mut self, m: Option<&Mailbox>) {
+        match m {
+            None => self.u8(0),
+            Some(m) => {
+                self.u8(1);
+                self.blob(m.addr_spec.as_bytes());
+                self.opt_blob(m.display_name.as_deref().map(str::as_bytes));
+            }
+        }
+    }
+}
+
+fn kind_code(k: PartKind) -> u8 {
+    match k {
+        PartKind::Multipart => 0,
+        PartKind::Message => 1,
+        PartKind::Single => 2,
+    }
+}
+
+/// Encodes a record (layout in the module documentation).
+pub fn encode(p: &Precomputed) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(
+        64 + p.envelope.len() + p.bodystructure.len() + p.body.len() + p.parts.len() * 48,
+    ));
+    w.0.extend_from_slice(&MAGIC);
+    w.u16(VERSION);
+    w.u16(0);
+    w.u32(0); // length, patched below
+    w.u64(p.size);
+    w.blob(&p.envelope);
+    w.blob(&p.bodystructure);
+    w.blob(&p.body);
+    w.u32(p.parts.len() as u32);
+    for part in &p.parts {
+        w.u8(kind_code(part.kind));
+        w.u8(part.encoding.code());
+        w.u16(part.path.len() as u16);
+        for &n in &part.path {
+            w.u32(n);
+        }
+        for v in [
+            part.header.start,
+            part.header.end,
+            part.body.start,
+            part.body.end,
+        ] {
+            w.u64(v);
+        }
+        w.u32(part.subtree_len);
+    }
+    let f = &p.fields;
+    match f.date {
+        None => w.u8(0),
+        Some(d) => {
+            w.u8(1);
+            w.u64(d.unix_seconds as u64);
+            w.u16(d.tz_minutes as u16);
+        }
+    }
+    w.opt_blob(f.subject_raw.as_deref());
+    w.opt_blob(f.subject.as_deref().map(str::as_bytes));
+    w.blob(f.base_subject.as_bytes());
+    w.opt_mailbox(f.from.as_ref());
+    w.opt_mailbox(f.to.as_ref());
+    w.opt_mailbox(f.cc.as_ref());
+    w.opt_blob(f.message_id.as_deref());
+    w.opt_blob(f.references.as_deref());
+    w.opt_blob(f.in_reply_to.as_deref());
+    let len = (w.0.len() + CRC_BYTES) as u32;
+    w.0[8..12].copy_from_slice(&len.to_le_bytes());
+    let crc = crc32fast::hash(&w.0);
+    w.u32(crc);
+    w.0
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CacheError> {
+        let end = self.pos.checked_add(n).ok_or(CacheError::Truncated)?;
+        let out = self.data.get(self.pos..end).ok_or(CacheError::Truncated)?;
+        self.pos = end;
+        Ok(out)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CacheError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, CacheError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, CacheError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, CacheError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, CacheError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn blob(&mut self) -> Result<Vec<u8>, CacheError> {
+        let len = self.u32()? as usize;
+        Ok(self.take(len)?.to_vec())
+    }
+    fn string(&mut self) -> Result<String, CacheError> {
+        String::from_utf8(self.blob()?).map_err(|_| CacheError::Malformed("string is not UTF-8"))
+    }
+    fn present(&mut self) -> Result<bool, CacheError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(CacheError::Malformed("presence flag")),
+        }
+    }
+    fn opt_blob(&mut self) -> Result<Option<Vec<u8>>, CacheError> {
+        Ok(if self.present()? {
+            Some(self.blob()?)
+        } else {
+            None
+        })
+    }
+    fn opt_string(&mut self) -> Result<Option<String>, CacheError> {
+        Ok(if self.present()? {
+            Some(self.string()?)
+        } else {
+            None
+        })
+    }
+    fn opt_mailbox(&mut self) -> Result<Option<Mailbox>, CacheError> {
+        if !self.present()? {
+            return Ok(None);
+        }
+        Ok(Some(Mailbox {
+            addr_spec: self.string()?,
+            display_name: self.opt_string()?,
+        }))
+    }
+    fn range(&mut self, size: u64) -> Result<ByteRange, CacheError> {
+        let r = ByteRange {
+            start: self.u64()?,
+            end: self.u64()?,
+        };
+        if r.start > r.end || r.end > size {
+            return Err(CacheError::Malformed("part range outside the message"));
+        }
+        Ok(r)
+    }
+}
+
+/// Checks the record's frame: magic, version, length, checksum. Returns the bytes
+/// the fields are read from (without the checksum).
+fn check_frame(data: &[u8]) -> Result<&[u8], CacheError> {
+    if data.len() < 4 {
+        return Err(CacheError::Truncated);
+    }
+    if data[..4] != MAGIC {
+        return Err(CacheError::BadMagic);
+    }
+    if data.len() < HEADER_BYTES + CRC_BYTES {
+        return Err(CacheError::Truncated);
+    }
+    let version = u16::from_le_bytes([data[4], data[5]]);
+    if version != VERSION {
+        return Err(CacheError::UnsupportedVersion(version));
+    }
+    if data[6..8] != [0, 0] {
+        return Err(CacheError::Malformed("reserved bytes"));
+    }
+    let len = u32::from_le_bytes([data[8], data[9], data[10], data[11]]) as usize;
+    if data.len() < len {
+        return Err(CacheError::Truncated);
+    }
+    if data.len() > len || len < HEADER_BYTES + CRC_BYTES {
+        return Err(CacheError::Malformed("record length"));
+    }
+    let (body, crc) = data.split_at(len - CRC_BYTES);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Err(CacheError::Checksum);
+    }
+    Ok(body)
+}
+
+/// Decodes a record; anything not exactly as `encode` writes it is refused.
+pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
+    let body = check_frame(data)?;
+    let mut r = Reader {
+        data: body,
+        pos: HEADER_BYTES,
+    };
+    let size = r.u64()?;
+    let envelope = r.blob()?;
+    let bodystructure = r.blob()?;
+    let body_item = r.blob()?;
+    let count = r.u32()? as usize;
+    if count == 0 || count > (body.len() - r.pos) / PART_BYTES_MIN {
+        return Err(CacheError::Malformed("part count"));
+    }
+    let mut parts = Vec::with_capacity(count);
+    for idx in 0..count {
+        let kind = match r.u8()? {
+            0 => PartKind::Multipart,
+            1 => PartKind::Message,
+            2 => PartKind::Single,
+            _ => return Err(CacheError::Malformed("part kind")),
+        };
+        let encoding = TransferEncoding::from_code(r.u8()?)
+            .ok_or(CacheError::Malformed("transfer encoding"))?;
+        let path_len = r.u16()? as usize;
+        let path = (0..path_len)
+            .map(|_| r.u32())
+            .collect::<Result<Vec<_>, _>>()?;
+        let header = r.range(size)?;
+        let part_body = r.range(size)?;
+        let subtree_len = r.u32()?;
+        if subtree_len == 0 || idx + subtree_len as usize > count {
+            return Err(CacheError::Malformed("subtree length"));
+        }
+        if kind == PartKind::Message && subtree_len < 2 {
+            return Err(CacheError::Malformed("message part without its message"));
+        }
+        parts.push(Part {
+            path,
+            kind,
+            header,
+            body: part_body,
+            encoding,
+            subtree_len,
+        });
+    }
+    if parts[0].subtree_len as usize != count {
+        return Err(CacheError::Malformed("subtree length"));
+    }
+    let date = if r.present()? {
+        Some(HeaderDate {
+            unix_seconds: r.u64()? as i64,
+            tz_minutes: r.u16()? as i16,
+        })
+    } else {
+        None
+    };
+    let fields = HeaderFields {
+        date,
+        subject_raw: r.opt_blob()?,
+        subject: r.opt_string()?,
+        base_subject: r.string()?,
+        from: r.opt_mailbox()?,
+        to: r.opt_mailbox()?,
+        cc: r.opt_mailbox()?,
+        message_id: r.opt_blob()?,
+        references: r.opt_blob()?,
+        in_reply_to: r.opt_blob()?,
+    };
+    if r.pos != body.len() {
+        return Err(CacheError::Malformed("trailing bytes"));
+    }
+    Ok(Precomputed {
+        size,
+        envelope,
+        bodystructure,
+        body: body_item,
+        parts,
+        fields,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{normalize_crlf, precompute};
+    use super::*;
+
+    const SAMPLE: &[u8] =
+        b"From: A <a@b.c>\r\nSubject: Re: hi\r\nDate: Thu, 1 Jan 1970 00:00:01 +0100\r\n\r\nx\r\n";
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn round_trip() {
+        let p = precompute(SAMPLE);
+        assert_eq!(decode(&encode(&p)), Ok(p));
+    }
+
+    /// Pins the on-disk format: if this changes, bump VERSION.
+    #[test]
+    fn known_answer_bytes() {
+        let p = precompute(SAMPLE);
+        let bytes = encode(&p);
+        assert_eq!(hex(&bytes), KNOWN_ANSWER);
+    }
+
+    const KNOWN_ANSWER: &str = concat!(
+        "4d53504301000000950100004d000000000000008100000028225468752c2031",
+        "204a616e20313937302030303a30303a3031202b3031303022202252653a2068",
+        "6922202828224122204e494c202261222022622e63222929202828224122204e",
+        "494c202261222022622e63222929202828224122204e494c202261222022622e",
+        "63222929204e494c204e494c204e494c204e494c204e494c294a000000282274",
+        "657874222022706c61696e222028226368617273657422202275732d61736369",
+        "692229204e494c204e494c2022376269742220332031204e494c204e494c204e",
+        "494c204e494c293a000000282274657874222022706c61696e22202822636861",
+        "7273657422202275732d61736369692229204e494c204e494c20223762697422",
+        "203320312901000000020001000100000000000000000000004a000000000000",
+        "004a000000000000004d000000000000000100000001f1f1ffffffffffff3c00",
+        "010600000052653a206869010600000052653a20686902000000686901050000",
+        "006140622e630101000000410000000000dc5c5074",
+    );
+
+    #[test]
+    fn rejects_damage_without_panicking() {
+        let good = encode(&precompute(SAMPLE));
+        assert_eq!(decode(b""), Err(CacheError::Truncated));
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert_eq!(decode(&bad), Err(CacheError::BadMagic));
+        let mut bad = good.clone();
+        bad[4] = 2;
+        assert_eq!(decode(&bad), Err(CacheError::UnsupportedVersion(2)));
+        let mut bad = good.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 1;
+        assert_eq!(decode(&bad), Err(CacheError::Checksum));
+        for cut in 0..good.len() {
+            assert!(decode(&good[..cut]).is_err(), "truncated at {cut}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err());
+    }
+
+    /// A record with a valid checksum but nonsense inside is still refused.
+    #[test]
+    fn rejects_forged_contents() {
+        let good = encode(&precompute(&normalize_crlf(b"Subject: x\n\nbody\n")));
+        for i in HEADER_BYTES..good.len() - CRC_BYTES {
+            for v in [0x00, 0xff, 0x7f] {
+                let mut bad = good.clone();
+                bad[i] = v;
+                let len = bad.len();
+                let crc = crc32fast::hash(&bad[..len - 4]).to_le_bytes();
+                bad[len - 4..].copy_from_slice(&crc);
+                let _ = decode(&bad);
+            }
+        }
+    }
+}
