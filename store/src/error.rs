@@ -28,6 +28,39 @@ pub enum StoreError {
     /// A value given by a caller is out of range or malformed.
     #[error("invalid {field}: {reason}")]
     InvalidValue { field: &'static str, reason: String },
+    /// The mailbox does not exist (or the user may not see it: existence does not leak).
+    #[error("no such mailbox: {name}")]
+    NoSuchMailbox { name: String },
+    /// A mailbox with that name exists already.
+    #[error("mailbox already exists: {name}")]
+    MailboxExists { name: String },
+    /// The operation would take the account over its quota.
+    #[error("over quota: {used_bytes} of {quota_bytes} bytes used, {incoming_bytes} more refused")]
+    OverQuota {
+        used_bytes: u64,
+        quota_bytes: u64,
+        incoming_bytes: u64,
+    },
+    /// The mailbox name is not acceptable (empty component, control character, too long…).
+    #[error("invalid mailbox name {name:?}: {reason}")]
+    InvalidMailboxName { name: String, reason: &'static str },
+    /// The operation is not allowed on this mailbox (deleting INBOX, a parent with children…).
+    #[error("cannot {action} {name}: {reason}")]
+    MailboxNotAllowed {
+        action: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+    /// A mailbox's files are damaged: it must be reconstructed before it is served.
+    #[error("mailbox {name} of {address} needs reconstruct: {reason}")]
+    NeedsReconstruct {
+        address: String,
+        name: String,
+        reason: String,
+    },
+    /// The journal could not be made durable; the shard must restart and replay.
+    #[error("journal failed: {reason}")]
+    JournalFailed { reason: String },
     /// An operating-system error on a path.
     #[error("{}: {source}", path.display())]
     Io {

@@ -22,3 +22,39 @@ pub const FANOUT_LEVELS_MAX: u8 = 3;
 pub const ROOTS_MAX: usize = 256;
 /// A PHC argon2 string is about 100 bytes; room for stronger parameters, no more.
 pub const PASSWORD_HASH_BYTES_MAX: usize = 512;
+
+// --- mailboxes, index, journal (issue 3) ---
+
+/// RFC 3501 gives no limit; Dovecot caps a mailbox name near this, and every name is a
+/// line of the `mailboxes` file that is read whole.
+pub const MAILBOX_NAME_BYTES_MAX: usize = 1024;
+/// One name component is one word of a folder tree; longer is a mistake or an attack.
+pub const MAILBOX_COMPONENT_BYTES_MAX: usize = 255;
+/// Deep trees make every LIST walk deep; real clients nest a few levels.
+pub const MAILBOX_DEPTH_MAX: usize = 32;
+/// Mailboxes per user: the whole list is rewritten on each change, so it must stay small.
+pub const MAILBOXES_PER_USER_MAX: usize = 10_000;
+/// The `mailboxes` file holds at most this many lines of at most this many bytes.
+pub const MAILBOXES_FILE_BYTES_MAX: usize = MAILBOXES_PER_USER_MAX * (MAILBOX_NAME_BYTES_MAX + 64);
+/// Keyword slots in an index header: a record holds the keywords as one u64 bitmask.
+pub const KEYWORDS_PER_MAILBOX_MAX: usize = 64;
+/// A keyword slot is 64 bytes (length, name, crc): a keyword fits in what is left.
+pub const KEYWORD_BYTES_MAX: usize = 59;
+/// Largest message the store accepts (LMTP SIZE, IMAP APPENDLIMIT): it is held in memory
+/// once in the journal record while it waits for the group commit.
+pub const MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// A journal record is one message plus its addressing; anything longer is torn or alien.
+pub const JOURNAL_RECORD_BYTES_MAX: usize = MESSAGE_BYTES_MAX + 64 * 1024;
+/// The journal asks for a checkpoint past this size: replay at start reads at most about
+/// this much, which bounds restart time.
+pub const JOURNAL_CHECKPOINT_BYTES: u64 = 256 * 1024 * 1024;
+/// UIDs one COPY/MOVE/STORE/EXPUNGE record may carry; bounds a record's size and the work
+/// one apply does on the shard thread.
+pub const UIDS_PER_RECORD_MAX: usize = 100_000;
+/// A cache record is precomputed MIME structure; a 10 000-part message stays well below.
+pub const CACHE_RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Changes kept per open mailbox for IDLE/NOTIFY readers that fell behind; older readers
+/// resynchronise from the index.
+pub const CHANGES_PER_MAILBOX_MAX: usize = 4096;
+/// Users whose mailbox list and indexes a shard keeps loaded; older ones are dropped.
+pub const USERS_CACHED_MAX: usize = 4096;

@@ -1,0 +1,788 @@
+//! The one store API of the protocols (LMTP, IMAP, POP3): a per-shard [`Mailstore`] that
+//! stages mutations into the journal, applies them after the group commit, and serves
+//! mailbox views. Single-threaded and `!Send` by design: a shard owns it.
+//!
+//! # How the engine drives it
+//!
+//! ```text
+//! start     let (ms, report) = Mailstore::open(store, shard)?;   // replays the journal
+//! mutate    let t = ms.stage_deliver(&user, None, bytes, &flags, date)?;   // or any stage_*
+//! flush     if let Some(target) = ms.sync_target()? {              // one per group
+//!               /* helper thread */ target.run()                  // fdatasync
+//!               ms.synced(&target)  /* or ms.sync_failed(&err) */ // applies, returns tickets
+//!           }
+//! answer    match ms.complete(&t) { Some(Ok(outcome)) => …, Some(Err(e)) => …, None => wait }
+//! read      ms.open_mailbox(&user, "INBOX")? -> MailboxView;  ms.status(..);  ms.list_mailboxes(..)
+//! tidy      if ms.checkpoint_due() { if let Some(c) = ms.prepare_checkpoint()? {
+//!               /* helper thread */ c.run() /* syncfs */;  ms.finish_checkpoint(c)? } }
+//! ```
+//!
+//! Nothing staged is visible or acknowledged before `synced` applied it. The crash argument
+//! is in `journal`.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::address::Address;
+use crate::error::{Result, StoreError};
+use crate::journal::record::{FlagMode, Op};
+use crate::journal::{Journal, SyncTarget, shard_dir};
+use crate::limits::{
+    KEYWORD_BYTES_MAX, KEYWORDS_PER_MAILBOX_MAX, MESSAGE_BYTES_MAX, UIDS_PER_RECORD_MAX,
+};
+use crate::mailbox::apply::{Outcome as ApplyOutcome, Trees};
+use crate::mailbox::index::SystemFlags;
+use crate::mailbox::list::{MailboxEntry, SpecialUse};
+use crate::mailbox::name::{INBOX, canonical};
+use crate::mailbox::view::{MailboxView, Status};
+use crate::notify::Notifier;
+use crate::quota::{self, Usage};
+use crate::store::Store;
+
+pub use crate::mailbox::apply::Outcome;
+
+/// Normalises bare LF (and a lone CR) to CRLF; every other byte, 8-bit and NUL included,
+/// is kept. Swap point for `store::message::normalize_crlf` once that lands.
+pub fn normalize_crlf(msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len() + msg.len() / 32);
+    let mut i = 0;
+    while i < msg.len() {
+        match msg[i] {
+            b'\r' if msg.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+                continue;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The cache record of a message. Swap point for
+/// `store::message::cache::encode(&store::message::precompute(msg))` once that lands;
+/// until then a minimal record: version 0, then the header length as u64 LE (the offset of
+/// the blank line ending the header, or the whole message when there is none).
+pub fn cache_record(msg: &[u8]) -> Vec<u8> {
+    let header_len = msg
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(msg.len(), |p| p + 4);
+    let mut rec = vec![0u8];
+    rec.extend_from_slice(&(header_len as u64).to_le_bytes());
+    rec
+}
+
+/// Flags given with a delivery, APPEND or STORE.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `SystemFlags` bits.
+    pub system: u8,
+    /// Keywords (IMAP atoms), at most `KEYWORD_BYTES_MAX` bytes each.
+    pub keywords: Vec<String>,
+}
+
+impl Flags {
+    fn validate(&self) -> Result<()> {
+        let bad = |reason: String| StoreError::InvalidValue {
+            field: "flags",
+            reason,
+        };
+        if self.system & !SystemFlags::ALL != 0 {
+            return Err(bad("unknown system flag bit".into()));
+        }
+        if self.keywords.len() > KEYWORDS_PER_MAILBOX_MAX {
+            return Err(bad("too many keywords".into()));
+        }
+        for k in &self.keywords {
+            let atom = k.bytes().all(|b| {
+                b > b' '
+                    && b < 0x7f
+                    && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+            });
+            if k.is_empty() || k.len() > KEYWORD_BYTES_MAX || !atom {
+                return Err(bad(format!(
+                    "keyword {k:?} is not an atom of at most {KEYWORD_BYTES_MAX} bytes"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// INTERNALDATE: seconds since the epoch and the zone it was given in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InternalDate {
+    pub unix_secs: i64,
+    pub tz_minutes: i16,
+}
+
+impl InternalDate {
+    /// Now, in UTC.
+    pub fn now() -> InternalDate {
+        InternalDate {
+            unix_secs: now_secs() as i64,
+            tz_minutes: 0,
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A staged mutation; `complete` gives its outcome once it is durable and applied.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Ticket {
+    id: u64,
+    last_seq: u64,
+}
+
+impl Ticket {
+    /// Identifies the ticket in what `synced` returns.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// Its last journal record.
+    pub fn seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    ticket: u64,
+    last: bool,
+    op: Op,
+    cache: Option<Vec<u8>>,
+    staged_bytes: u64,
+}
+
+/// What the engine syncs off-thread for a checkpoint: one handle per file system.
+#[derive(Debug)]
+pub struct CheckpointTarget {
+    roots: Vec<File>,
+    unlink: Vec<PathBuf>,
+}
+
+impl CheckpointTarget {
+    /// `syncfs` of every root's file system. Blocking: run it on a helper thread.
+    pub fn run(&self) -> io::Result<()> {
+        for r in &self.roots {
+            rustix::fs::syncfs(r).map_err(io::Error::from)?;
+        }
+        Ok(())
+    }
+}
+
+/// What replay found and did at start.
+#[derive(Debug, Default)]
+pub struct RecoveryReport {
+    /// Journal records re-applied.
+    pub records: u64,
+    /// "what: old -> new" lines.
+    pub repairs: Vec<String>,
+    /// Records that could not be applied, with the reason.
+    pub failures: Vec<String>,
+}
+
+/// A shard's message store.
+#[derive(Debug)]
+pub struct Mailstore {
+    trees: Trees,
+    journal: Journal,
+    pending: VecDeque<Pending>,
+    results: HashMap<u64, Result<Outcome>>,
+    next_ticket: u64,
+    checkpoint_out: bool,
+}
+
+impl Mailstore {
+    /// Opens shard `shard`'s store: replays its journal into the user trees, makes the
+    /// result durable (syncfs of every root; blocking, start-up only) and starts a new
+    /// journal segment.
+    pub fn open(store: Arc<Store>, shard: u32) -> Result<(Mailstore, RecoveryReport)> {
+        let dir = shard_dir(&store.roots()[0], shard);
+        let mut trees = Trees::new(store.clone());
+        trees.recovering = true;
+        let mut report = RecoveryReport::default();
+        let (old, last_seq) = Journal::replay(&dir, shard, |r| {
+            report.records += 1;
+            match Op::decode(&r.payload).and_then(|op| trees.apply(r.seq, &op, None)) {
+                Ok(_) => {}
+                Err(e) => report.failures.push(format!("record {}: {e}", r.seq)),
+            }
+            Ok(())
+        })?;
+        let touched: Vec<Address> = trees.users.keys().cloned().collect();
+        for addr in touched {
+            if let Err(e) = trees.recompute_usage(&addr) {
+                report.failures.push(format!("{addr} usage: {e}"));
+            }
+        }
+        if report.records > 0 {
+            roots_target(&store, Vec::new())?
+                .run()
+                .map_err(|e| StoreError::io(store.roots()[0].clone(), e))?;
+        }
+        let journal = Journal::start(&dir, shard, &old, last_seq)?;
+        for p in &old {
+            std::fs::remove_file(p).map_err(|e| StoreError::io(p, e))?;
+        }
+        for p in trees.unlink_queued.drain(..) {
+            remove_path(&p)?;
+        }
+        trees.recovering = false;
+        report.repairs.append(&mut trees.repairs);
+        Ok((
+            Mailstore {
+                trees,
+                journal,
+                pending: VecDeque::new(),
+                results: HashMap::new(),
+                next_ticket: 1,
+                checkpoint_out: false,
+            },
+            report,
+        ))
+    }
+
+    /// The store this shard works on.
+    pub fn store(&self) -> &Store {
+        &self.trees.store
+    }
+
+    // ---- staging -------------------------------------------------------------------
+
+    fn push(&mut self, ops: Vec<(Op, Option<Vec<u8>>, u64)>) -> Result<Ticket> {
+        let id = self.next_ticket;
+        let n = ops.len();
+        let mut last_seq = 0;
+        for (i, (op, cache, staged_bytes)) in ops.into_iter().enumerate() {
+            let seq = self.journal.append(&op.encode())?;
+            if let Ok(user) = self.trees.user(op.user()) {
+                user.pending += 1;
+                user.staged_bytes += staged_bytes;
+            }
+            last_seq = seq;
+            self.pending.push_back(Pending {
+                seq,
+                ticket: id,
+                last: i + 1 == n,
+                op,
+                cache,
+                staged_bytes,
+            });
+        }
+        self.next_ticket += 1;
+        Ok(Ticket { id, last_seq })
+    }
+
+    fn quota_check(&mut self, user: &Address, incoming: u64) -> Result<()> {
+        let staged = self.trees.user(user)?.staged_bytes;
+        let quota_bytes = self.trees.user(user)?.quota_bytes;
+        if quota_bytes == 0 {
+            return Ok(());
+        }
+        let used = self.trees.usage(user)?.usage.bytes;
+        quota::check(quota_bytes, used.saturating_add(staged), incoming)
+    }
+
+    /// LMTP's RCPT-time check: `OverQuota` unless `incoming_bytes` more fit.
+    pub fn check_quota(&mut self, user: &Address, incoming_bytes: u64) -> Result<()> {
+        self.quota_check(user, incoming_bytes)
+    }
+
+    /// Bytes and messages in use (applied state).
+    pub fn usage(&mut self, user: &Address) -> Result<Usage> {
+        Ok(self.trees.usage(user)?.usage)
+    }
+
+    fn staged_entry(&mut self, user: &Address, name: &str) -> Result<MailboxEntry> {
+        let u = self.trees.user(user)?;
+        if let Some(reason) = &u.list_damaged {
+            return Err(StoreError::NeedsReconstruct {
+                address: user.to_string(),
+                name: "mailboxes".into(),
+                reason: reason.clone(),
+            });
+        }
+        u.staged
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::NoSuchMailbox { name: name.into() })
+    }
+
+    /// LMTP delivery into `mailbox` (INBOX when `None`). Bare LF becomes CRLF.
+    pub fn stage_deliver(
+        &mut self,
+        user: &Address,
+        mailbox: Option<&str>,
+        message: &[u8],
+        flags: &Flags,
+        date: InternalDate,
+    ) -> Result<Ticket> {
+        self.stage_message(user, mailbox.unwrap_or(INBOX), message, flags, date)
+    }
+
+    /// IMAP APPEND. `NoSuchMailbox` maps to `[TRYCREATE]`.
+    pub fn stage_append(
+        &mut self,
+        user: &Address,
+        mailbox: &str,
+        message: &[u8],
+        flags: &Flags,
+        date: InternalDate,
+    ) -> Result<Ticket> {
+        self.stage_message(user, mailbox, message, flags, date)
+    }
+
+    fn stage_message(
+        &mut self,
+        user: &Address,
+        mailbox: &str,
+        message: &[u8],
+        flags: &Flags,
+        date: InternalDate,
+    ) -> Result<Ticket> {
+        flags.validate()?;
+        if message.len() > MESSAGE_BYTES_MAX {
+            return Err(StoreError::InvalidValue {
+                field: "message",
+                reason: format!(
+                    "{} bytes is over the limit of {MESSAGE_BYTES_MAX}",
+                    message.len()
+                ),
+            });
+        }
+        let message = normalize_crlf(message);
+        let entry = self.staged_entry(user, mailbox)?;
+        self.quota_check(user, message.len() as u64)?;
+        let cache = cache_record(&message);
+        let c = self.trees.counters(user, entry.id)?;
+        let uid = c.uid_next;
+        c.uid_next += 1;
+        c.modseq += 1;
+        let modseq = c.modseq;
+        let size = message.len() as u64;
+        let op = Op::Deliver {
+            user: user.clone(),
+            mailbox: entry.id,
+            uid,
+            modseq,
+            flags: flags.system,
+            keywords: flags.keywords.clone(),
+            internaldate: date.unix_secs,
+            tz_minutes: date.tz_minutes,
+            message,
+        };
+        self.push(vec![(op, Some(cache), size)])
+    }
+
+    fn copy_op(
+        &mut self,
+        user: &Address,
+        source: &str,
+        uids: &[u32],
+        target: &str,
+    ) -> Result<(Op, u64, u32, Vec<u32>)> {
+        if uids.len() > UIDS_PER_RECORD_MAX {
+            return Err(too_many_uids());
+        }
+        let src = self.staged_entry(user, source)?;
+        let dst = self.staged_entry(user, target)?;
+        let view = self.trees.view(user, &src.name)?;
+        let mut wanted: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| view.get(*u).is_some())
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let bytes: u64 = wanted
+            .iter()
+            .filter_map(|u| view.get(*u))
+            .map(|r| r.size)
+            .sum();
+        self.quota_check(user, bytes)?;
+        let c = self.trees.counters(user, dst.id)?;
+        c.modseq += 1;
+        let modseq = c.modseq;
+        let pairs: Vec<(u32, u32)> = wanted
+            .iter()
+            .map(|&s| {
+                let t = c.uid_next;
+                c.uid_next += 1;
+                (s, t)
+            })
+            .collect();
+        let op = Op::Copy {
+            user: user.clone(),
+            source: src.id,
+            target: dst.id,
+            modseq,
+            uids: pairs,
+        };
+        Ok((op, bytes, src.id, wanted))
+    }
+
+    /// IMAP COPY within the user: the message files are hard-linked, not copied.
+    pub fn stage_copy(
+        &mut self,
+        user: &Address,
+        source: &str,
+        uids: &[u32],
+        target: &str,
+    ) -> Result<Ticket> {
+        let (op, bytes, _, _) = self.copy_op(user, source, uids, target)?;
+        self.push(vec![(op, None, bytes)])
+    }
+
+    /// IMAP MOVE: a copy and an expunge of the source, flushed together.
+    pub fn stage_move(
+        &mut self,
+        user: &Address,
+        source: &str,
+        uids: &[u32],
+        target: &str,
+    ) -> Result<Ticket> {
+        let (op, bytes, src_id, wanted) = self.copy_op(user, source, uids, target)?;
+        let c = self.trees.counters(user, src_id)?;
+        c.modseq += 1;
+        let expunge = Op::Expunge {
+            user: user.clone(),
+            mailbox: src_id,
+            modseq: c.modseq,
+            uids: wanted,
+        };
+        self.push(vec![(op, None, bytes), (expunge, None, 0)])
+    }
+
+    /// IMAP STORE: add, remove or replace flags on `uids`; changed messages get a new modseq.
+    pub fn stage_store_flags(
+        &mut self,
+        user: &Address,
+        mailbox: &str,
+        uids: &[u32],
+        mode: FlagMode,
+        flags: &Flags,
+    ) -> Result<Ticket> {
+        flags.validate()?;
+        if uids.len() > UIDS_PER_RECORD_MAX {
+            return Err(too_many_uids());
+        }
+        let entry = self.staged_entry(user, mailbox)?;
+        let c = self.trees.counters(user, entry.id)?;
+        c.modseq += 1;
+        let op = Op::Flags {
+            user: user.clone(),
+            mailbox: entry.id,
+            modseq: c.modseq,
+            mode,
+            flags: flags.system,
+            keywords: flags.keywords.clone(),
+            uids: uids.to_vec(),
+        };
+        self.push(vec![(op, None, 0)])
+    }
+
+    /// IMAP EXPUNGE / UID EXPUNGE, POP3 DELE+QUIT: removes `uids` (the caller picks them,
+    /// e.g. those with `\Deleted`).
+    pub fn stage_expunge(&mut self, user: &Address, mailbox: &str, uids: &[u32]) -> Result<Ticket> {
+        if uids.len() > UIDS_PER_RECORD_MAX {
+            return Err(too_many_uids());
+        }
+        let entry = self.staged_entry(user, mailbox)?;
+        let c = self.trees.counters(user, entry.id)?;
+        c.modseq += 1;
+        let op = Op::Expunge {
+            user: user.clone(),
+            mailbox: entry.id,
+            modseq: c.modseq,
+            uids: uids.to_vec(),
+        };
+        self.push(vec![(op, None, 0)])
+    }
+
+    fn stage_list(
+        &mut self,
+        user: &Address,
+        change: impl FnOnce(&mut crate::mailbox::MailboxList) -> Result<Vec<u32>>,
+    ) -> Result<Ticket> {
+        let next_seq = self.journal.next_seq();
+        let u = self.trees.user(user)?;
+        if let Some(reason) = &u.list_damaged {
+            return Err(StoreError::NeedsReconstruct {
+                address: user.to_string(),
+                name: "mailboxes".into(),
+                reason: reason.clone(),
+            });
+        }
+        let mut list = u.staged.clone();
+        let removed = change(&mut list)?;
+        list.applied_seq = next_seq;
+        let op = Op::Mailboxes {
+            user: user.clone(),
+            list: list.to_bytes()?,
+            removed,
+        };
+        let ticket = self.push(vec![(op, None, 0)])?;
+        self.trees.user(user)?.staged = list;
+        Ok(ticket)
+    }
+
+    /// CREATE (missing parents are created too).
+    pub fn stage_create_mailbox(
+        &mut self,
+        user: &Address,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Ticket> {
+        let now = now_secs();
+        self.stage_list(user, |l| {
+            l.create(name, special_use, now).map(|_| Vec::new())
+        })
+    }
+
+    /// DELETE (INBOX and mailboxes with children are refused).
+    pub fn stage_delete_mailbox(&mut self, user: &Address, name: &str) -> Result<Ticket> {
+        self.stage_list(user, |l| l.delete(name).map(|id| vec![id]))
+    }
+
+    /// RENAME, children included; INBOX's messages move and a new INBOX appears.
+    pub fn stage_rename_mailbox(&mut self, user: &Address, from: &str, to: &str) -> Result<Ticket> {
+        let now = now_secs();
+        self.stage_list(user, |l| l.rename(from, to, now).map(|()| Vec::new()))
+    }
+
+    /// SUBSCRIBE / UNSUBSCRIBE.
+    pub fn stage_subscribe(
+        &mut self,
+        user: &Address,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<Ticket> {
+        self.stage_list(user, |l| l.subscribe(name, subscribed).map(|()| Vec::new()))
+    }
+
+    /// Sets or clears a special-use attribute.
+    pub fn stage_set_special_use(
+        &mut self,
+        user: &Address,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Ticket> {
+        self.stage_list(user, |l| {
+            l.set_special_use(name, special_use).map(|()| Vec::new())
+        })
+    }
+
+    // ---- group commit --------------------------------------------------------------
+
+    /// What to fdatasync next (`None`: nothing new, or a flush is running).
+    pub fn sync_target(&mut self) -> Result<Option<SyncTarget>> {
+        self.journal.sync_target()
+    }
+
+    /// A flush returned `Ok`: applies every record it covered, in order, and returns the
+    /// ids of the tickets that are now complete.
+    pub fn synced(&mut self, target: &SyncTarget) -> Vec<u64> {
+        self.journal.synced(target.up_to_seq());
+        let mut done = Vec::new();
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.seq <= self.journal.synced_seq())
+        {
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
+            let result = self.trees.apply(p.seq, &p.op, p.cache.as_deref());
+            if let Some(user) = self.trees.users.get_mut(p.op.user()) {
+                user.pending = user.pending.saturating_sub(1);
+                user.staged_bytes = user.staged_bytes.saturating_sub(p.staged_bytes);
+                if result.is_err() && matches!(p.op, Op::Mailboxes { .. }) {
+                    user.staged = user.list.clone();
+                }
+            }
+            let merged = match (self.results.remove(&p.ticket), result) {
+                (Some(Err(e)), _) => Err(e),
+                (Some(Ok(first)), Ok(_)) => Ok(first),
+                (_, r) => r,
+            };
+            self.results.insert(p.ticket, merged);
+            if p.last {
+                done.push(p.ticket);
+            }
+        }
+        done
+    }
+
+    /// A flush failed: every staged ticket fails and the store refuses new work until the
+    /// shard restarts and replays (see `Journal::sync_failed`).
+    pub fn sync_failed(&mut self, error: &io::Error) -> Vec<u64> {
+        self.journal.sync_failed(error);
+        let mut done = Vec::new();
+        for p in self.pending.drain(..) {
+            self.results.insert(
+                p.ticket,
+                Err(StoreError::JournalFailed {
+                    reason: error.to_string(),
+                }),
+            );
+            if p.last {
+                done.push(p.ticket);
+            }
+        }
+        for user in self.trees.users.values_mut() {
+            user.pending = 0;
+            user.staged_bytes = 0;
+        }
+        done
+    }
+
+    /// The outcome of a ticket once it is durable and applied (`None` before). Taking it
+    /// forgets it.
+    pub fn complete(&mut self, ticket: &Ticket) -> Option<Result<Outcome>> {
+        if self.pending.iter().any(|p| p.ticket == ticket.id) {
+            return None;
+        }
+        self.results.remove(&ticket.id)
+    }
+
+    // ---- checkpoint ----------------------------------------------------------------
+
+    /// True when the journal is large enough for a checkpoint.
+    pub fn checkpoint_due(&self) -> bool {
+        !self.checkpoint_out && self.journal.checkpoint_due()
+    }
+
+    /// Starts (or continues) a checkpoint; `Some` once every record of the retired
+    /// segment is applied: the engine then runs `target.run()` off-thread and calls
+    /// `finish_checkpoint`.
+    pub fn prepare_checkpoint(&mut self) -> Result<Option<CheckpointTarget>> {
+        if self.checkpoint_out {
+            return Ok(None);
+        }
+        let up_to = self.journal.begin_checkpoint()?;
+        if self.journal.synced_seq() < up_to || self.pending.front().is_some_and(|p| p.seq <= up_to)
+        {
+            return Ok(None);
+        }
+        let unlink = std::mem::take(&mut self.trees.unlink_queued);
+        self.checkpoint_out = true;
+        roots_target(&self.trees.store, unlink).map(Some)
+    }
+
+    /// The syncfs returned `Ok`: deletes the retired journal segments and the files
+    /// expunged before the checkpoint began.
+    pub fn finish_checkpoint(&mut self, target: CheckpointTarget) -> Result<()> {
+        self.checkpoint_out = false;
+        self.journal.finish_checkpoint()?;
+        for p in &target.unlink {
+            remove_path(p)?;
+        }
+        Ok(())
+    }
+
+    // ---- reading -------------------------------------------------------------------
+
+    /// Opens a mailbox for a session: reads the index only.
+    pub fn open_mailbox(&mut self, user: &Address, name: &str) -> Result<MailboxView> {
+        self.trees.view(user, name)
+    }
+
+    /// STATUS counts.
+    pub fn status(&mut self, user: &Address, name: &str) -> Result<Status> {
+        Ok(self.trees.view(user, name)?.status())
+    }
+
+    /// The applied mailbox list, in id order.
+    pub fn list_mailboxes(&mut self, user: &Address) -> Result<Vec<MailboxEntry>> {
+        let u = self.trees.user(user)?;
+        if let Some(reason) = &u.list_damaged {
+            return Err(StoreError::NeedsReconstruct {
+                address: user.to_string(),
+                name: "mailboxes".into(),
+                reason: reason.clone(),
+            });
+        }
+        Ok(u.list.mailboxes.clone())
+    }
+
+    /// True when the mailbox has children (`\HasChildren`).
+    pub fn has_children(&mut self, user: &Address, name: &str) -> Result<bool> {
+        let name = canonical(name)?;
+        Ok(self.trees.user(user)?.list.has_children(&name))
+    }
+
+    /// Change notifications of this shard (IDLE).
+    pub fn notifier(&mut self) -> &mut Notifier {
+        &mut self.trees.notifier
+    }
+
+    /// Forgets what is cached of a user (after an account change or an offline repair).
+    /// Refused while the user has staged records.
+    pub fn forget_user(&mut self, user: &Address) -> bool {
+        match self.trees.users.get(user) {
+            Some(u) if u.pending > 0 => false,
+            _ => {
+                self.trees.users.remove(user);
+                true
+            }
+        }
+    }
+
+    /// Journal bytes in the current segment (metrics).
+    pub fn journal_bytes(&self) -> u64 {
+        self.journal.current_bytes()
+    }
+}
+
+fn too_many_uids() -> StoreError {
+    StoreError::InvalidValue {
+        field: "uids",
+        reason: format!("more than {UIDS_PER_RECORD_MAX} in one command"),
+    }
+}
+
+/// One open root per file system.
+fn roots_target(store: &Store, unlink: Vec<PathBuf>) -> Result<CheckpointTarget> {
+    let mut devs = Vec::new();
+    let mut roots = Vec::new();
+    for root in store.roots() {
+        let f = File::open(root).map_err(|e| StoreError::io(root, e))?;
+        let dev = f.metadata().map_err(|e| StoreError::io(root, e))?.dev();
+        if !devs.contains(&dev) {
+            devs.push(dev);
+            roots.push(f);
+        }
+    }
+    Ok(CheckpointTarget { roots, unlink })
+}
+
+fn remove_path(p: &std::path::Path) -> Result<()> {
+    let r = if p.is_dir() {
+        std::fs::remove_dir_all(p)
+    } else {
+        std::fs::remove_file(p)
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io(p, e)),
+    }
+}
+
+#[allow(dead_code)]
+fn unused(_: ApplyOutcome) {}

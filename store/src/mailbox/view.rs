@@ -1,0 +1,169 @@
+//! What a session sees of an open mailbox: a snapshot of the index, cheap to take (the
+//! record vector is shared, copied only if the mailbox changes while the view lives).
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::error::{Result, StoreError};
+use crate::mailbox::cache::{CacheRef, read_entry};
+use crate::mailbox::index::{Record, SystemFlags};
+
+/// STATUS items (RFC 3501 §6.3.10, RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    pub messages: u32,
+    pub uidnext: u32,
+    pub uidvalidity: u32,
+    pub unseen: u32,
+    pub highest_modseq: u64,
+    pub size: u64,
+}
+
+impl Status {
+    /// Counts over the live records.
+    pub fn of(records: &[Record], uidvalidity: u32, uidnext: u32, highest_modseq: u64) -> Status {
+        let mut s = Status {
+            uidnext,
+            uidvalidity,
+            highest_modseq,
+            ..Status::default()
+        };
+        for r in records.iter().filter(|r| !r.expunged) {
+            s.messages += 1;
+            s.size += r.size;
+            if !r.flags.contains(SystemFlags::SEEN) {
+                s.unseen += 1;
+            }
+        }
+        s
+    }
+}
+
+/// One live message as a session sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageInfo {
+    pub uid: u32,
+    pub flags: SystemFlags,
+    pub keywords: Vec<String>,
+    pub modseq: u64,
+    pub internaldate: i64,
+    pub tz_minutes: i16,
+    pub size: u64,
+}
+
+/// A snapshot of one mailbox.
+#[derive(Clone, Debug)]
+pub struct MailboxView {
+    pub(crate) name: String,
+    pub(crate) id: u32,
+    pub(crate) dir: PathBuf,
+    pub(crate) records: Rc<Vec<Record>>,
+    pub(crate) keywords: Rc<Vec<Option<String>>>,
+    pub(crate) uidvalidity: u32,
+    pub(crate) uidnext: u32,
+    pub(crate) highest_modseq: u64,
+    pub(crate) cache: Option<Rc<File>>,
+}
+
+impl MailboxView {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The mailbox id (its folder `mail/<id>`).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn uidvalidity(&self) -> u32 {
+        self.uidvalidity
+    }
+
+    pub fn uidnext(&self) -> u32 {
+        self.uidnext
+    }
+
+    pub fn highest_modseq(&self) -> u64 {
+        self.highest_modseq
+    }
+
+    /// Live records in UID order (message sequence order).
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter().filter(|r| !r.expunged)
+    }
+
+    /// UIDs of the live messages, in order.
+    pub fn uids(&self) -> Vec<u32> {
+        self.records().map(|r| r.uid).collect()
+    }
+
+    /// The live record of a UID.
+    pub fn get(&self, uid: u32) -> Option<&Record> {
+        let pos = self.records.binary_search_by_key(&uid, |r| r.uid).ok()?;
+        self.records.get(pos).filter(|r| !r.expunged)
+    }
+
+    /// Keyword names of a record's bitmask.
+    pub fn keyword_names(&self, rec: &Record) -> Vec<String> {
+        (0..64)
+            .filter(|bit| rec.keywords & (1u64 << bit) != 0)
+            .filter_map(|bit| self.keywords.get(bit).cloned().flatten())
+            .collect()
+    }
+
+    /// Every keyword defined in the mailbox (for FLAGS / PERMANENTFLAGS).
+    pub fn defined_keywords(&self) -> Vec<String> {
+        self.keywords.iter().flatten().cloned().collect()
+    }
+
+    /// The session-facing form of a live message.
+    pub fn info(&self, uid: u32) -> Option<MessageInfo> {
+        let r = self.get(uid)?;
+        Some(MessageInfo {
+            uid: r.uid,
+            flags: r.flags,
+            keywords: self.keyword_names(r),
+            modseq: r.modseq,
+            internaldate: r.internaldate,
+            tz_minutes: r.tz_minutes,
+            size: r.size,
+        })
+    }
+
+    /// The message file (CRLF, the bytes to send for BODY[] / RETR).
+    pub fn message_path(&self, uid: u32) -> PathBuf {
+        self.dir.join(uid.to_string())
+    }
+
+    /// The precomputed cache record of a message, checked.
+    pub fn cache_record(&self, uid: u32) -> Result<Vec<u8>> {
+        let rec = self.get(uid).ok_or_else(|| StoreError::InvalidValue {
+            field: "uid",
+            reason: format!("no message with UID {uid}"),
+        })?;
+        let path = self.dir.join(crate::mailbox::cache::CACHE_FILE);
+        let Some(file) = &self.cache else {
+            return Err(StoreError::corrupt(path, "cache file missing"));
+        };
+        read_entry(
+            file,
+            &path,
+            CacheRef {
+                offset: rec.cache_offset,
+                len: rec.cache_len,
+                crc: rec.cache_crc,
+            },
+        )
+    }
+
+    /// STATUS counts.
+    pub fn status(&self) -> Status {
+        Status::of(
+            &self.records,
+            self.uidvalidity,
+            self.uidnext,
+            self.highest_modseq,
+        )
+    }
+}
