@@ -323,6 +323,13 @@ fn finish(report: &Report, target: &Target, plot: Option<&std::path::Path>) -> a
     {
         println!("server RSS per idle connection: {:.1} KiB", rss / 1024.0);
     }
+    if let Some(pss) = report
+        .extra
+        .get("pss_per_conn_bytes")
+        .and_then(|v| v.as_f64())
+    {
+        println!("server PSS per idle connection: {:.1} KiB", pss / 1024.0);
+    }
     if let Some(path) = plot {
         crate::plot::write_svg(report, path)?;
     }

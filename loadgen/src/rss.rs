@@ -18,6 +18,20 @@ pub fn tree_rss_bytes(pid: u32) -> std::io::Result<u64> {
     Ok(total)
 }
 
+/// Proportional set size (shared pages divided among their users) of `pid` and every
+/// descendant, in bytes: fairer than RSS to a process-per-connection server, whose processes
+/// share most of their pages.
+pub fn tree_pss_bytes(pid: u32) -> std::io::Result<u64> {
+    let tree = descendants(pid)?;
+    let mut total = 0;
+    for p in tree {
+        if let Ok(rollup) = fs::read_to_string(format!("/proc/{p}/smaps_rollup")) {
+            total += field_kb(&rollup, "Pss:").unwrap_or(0) * 1024;
+        }
+    }
+    Ok(total)
+}
+
 /// `pid` and all processes below it.
 pub fn descendants(pid: u32) -> std::io::Result<BTreeSet<u32>> {
     fs::metadata(format!("/proc/{pid}"))?;
@@ -56,9 +70,12 @@ fn parent_of(stat: &str) -> Option<u32> {
 }
 
 fn vm_rss_bytes(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    field_kb(status, "VmRSS:").map(|kb| kb * 1024)
+}
+
+fn field_kb(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -79,5 +96,6 @@ mod tests {
         let me = std::process::id();
         assert!(descendants(me).expect("proc").contains(&me));
         assert!(tree_rss_bytes(me).expect("proc") > 0);
+        assert!(tree_pss_bytes(me).expect("proc") > 0);
     }
 }

@@ -18,7 +18,7 @@ use crate::client::pop3::Pop3Session;
 use crate::client::{Mode, RunConfig, WorkerCtx, drive, idle, populate};
 use crate::limits::{GRACE, SNAPSHOT_INTERVAL};
 use crate::rng::Rng;
-use crate::rss::tree_rss_bytes;
+use crate::rss::{tree_pss_bytes, tree_rss_bytes};
 use crate::stats::{Report, Sample, Snapshot, human_us};
 
 enum WorkerMsg {
@@ -33,6 +33,7 @@ enum WorkerMsg {
 /// Runs the load described by `cfg` to the end and returns the merged report.
 pub fn run(cfg: RunConfig, server_pid: Option<u32>) -> anyhow::Result<Report> {
     let rss_before = server_pid.map(tree_rss_bytes).transpose()?;
+    let pss_before = server_pid.and_then(|p| tree_pss_bytes(p).ok());
     let cfg = Arc::new(cfg);
     let (tx, rx) = mpsc::channel();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -51,7 +52,7 @@ pub fn run(cfg: RunConfig, server_pid: Option<u32>) -> anyhow::Result<Report> {
     let mut abandoned = 0;
     let mut finished_at = None;
     let mut next_tick = cfg.start + SNAPSHOT_INTERVAL;
-    let (mut best_held, mut rss_held) = (0u64, None);
+    let (mut best_held, mut rss_held, mut pss_held) = (0u64, None, None);
     while done < cfg.workers {
         let now = Instant::now();
         if now >= cutoff {
@@ -95,6 +96,7 @@ pub fn run(cfg: RunConfig, server_pid: Option<u32>) -> anyhow::Result<Report> {
             {
                 best_held = held;
                 rss_held = tree_rss_bytes(pid).ok();
+                pss_held = tree_pss_bytes(pid).ok();
             }
             match &bar {
                 Some(bar) => {
@@ -147,6 +149,12 @@ pub fn run(cfg: RunConfig, server_pid: Option<u32>) -> anyhow::Result<Report> {
         extra.insert("rss_held_bytes".into(), json!(held));
         let per_conn = held.saturating_sub(before) as f64 / cfg.clients.max(1) as f64;
         extra.insert("rss_per_conn_bytes".into(), json!(per_conn));
+    }
+    if let (Some(before), Some(held)) = (pss_before, pss_held) {
+        extra.insert("pss_before_bytes".into(), json!(before));
+        extra.insert("pss_held_bytes".into(), json!(held));
+        let per_conn = held.saturating_sub(before) as f64 / cfg.clients.max(1) as f64;
+        extra.insert("pss_per_conn_bytes".into(), json!(per_conn));
     }
     Ok(Report {
         mode: cfg.mode.name().to_string(),

@@ -49,15 +49,14 @@ impl Pop3Session {
             let (n, size) = parse_two_numbers(line)
                 .ok_or_else(|| ClientError::Protocol(format!("bad LIST line: {line}")))?;
             if n != sizes.len() as u64 + 1 {
-                return Err(ClientError::Check(format!("LIST out of order at {n}")));
+                return Err(ClientError::Check("LIST out of order".to_string()));
             }
             sizes.push(Some(size));
         }
         if sizes.len() as u64 != count {
-            return Err(ClientError::Check(format!(
-                "STAT said {count} messages, LIST gave {}",
-                sizes.len()
-            )));
+            return Err(ClientError::Check(
+                "STAT and LIST disagree on the message count".to_string(),
+            ));
         }
         self.sizes = sizes;
         Ok(())
@@ -125,13 +124,22 @@ impl Session for Pop3Session {
                     self.sizes[i] = None;
                     return Ok("dele");
                 }
-                let r = self.command(&format!("RETR {}", i + 1), true).await?;
+                let r = match self.command(&format!("RETR {}", i + 1), true).await {
+                    // Another session's DELE was committed since our LIST: legal.
+                    Err(ClientError::Server(text))
+                        if text.to_ascii_lowercase().contains("expunged") =>
+                    {
+                        self.sizes[i] = None;
+                        ctx.count("retr_of_expunged", 1);
+                        return Ok("retr");
+                    }
+                    other => other?,
+                };
                 let got = r.body.map_or(0, |b| b.len() as u64);
                 if got != size {
-                    return Err(ClientError::Check(format!(
-                        "RETR {} gave {got} bytes, LIST said {size}",
-                        i + 1
-                    )));
+                    return Err(ClientError::Check(
+                        "RETR byte count differs from LIST size".to_string(),
+                    ));
                 }
                 ctx.count("retrieved_bytes", got);
                 Ok("retr")

@@ -1,0 +1,447 @@
+//! Runs the real `loadgen` binary for about two seconds against tiny fake servers written here
+//! (std threads on 127.0.0.1:0) and checks what a user sees: the JSON report and the exit status.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Every fake connection gives up after this, so no test thread outlives the test for long.
+const CONN_LIFETIME: Duration = Duration::from_secs(20);
+
+fn temp_json(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("loadgen-test-{}-{name}.json", std::process::id()))
+}
+
+/// Accepts connections until the test process ends; each is served on its own thread.
+fn serve(handler: fn(TcpStream)) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(CONN_LIFETIME));
+            thread::spawn(move || handler(stream));
+        }
+    });
+    port
+}
+
+fn run_loadgen(args: &[&str]) -> (i32, Duration, String) {
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .args(["--workers", "2"])
+        .output()
+        .expect("run loadgen");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        t0.elapsed(),
+        format!("{stdout}\n{stderr}"),
+    )
+}
+
+fn read_json(path: &PathBuf) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("json written");
+    let _ = std::fs::remove_file(path);
+    serde_json::from_str(&text).expect("valid json")
+}
+
+const BODY: &str = "From: a@example.net\r\nSubject: hi\r\n\r\nhello\r\n.dot line\r\n";
+
+/// A minimal IMAP server: enough of LOGIN/SELECT/FETCH/STORE/SEARCH/APPEND/EXPUNGE/NOOP.
+fn fake_imap(stream: TcpStream) {
+    let mut out = stream.try_clone().expect("clone");
+    let mut input = BufReader::new(stream);
+    let mut exists: u32 = 3;
+    let _ = out.write_all(b"* OK fake IMAP ready\r\n");
+    let started = Instant::now();
+    let mut line = String::new();
+    while started.elapsed() < CONN_LIFETIME {
+        line.clear();
+        if input.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut words = line.trim_end().splitn(3, ' ');
+        let tag = words.next().unwrap_or("*").to_string();
+        let verb = words.next().unwrap_or("").to_ascii_uppercase();
+        let rest = words.next().unwrap_or("").to_string();
+        let reply = match verb.as_str() {
+            "SELECT" => format!("* {exists} EXISTS\r\n{tag} OK [READ-WRITE] done\r\n"),
+            "FETCH" if rest.contains("BODY.PEEK[]") => {
+                let n = rest.split(' ').next().unwrap_or("1");
+                format!(
+                    "* {n} FETCH (RFC822.SIZE {} BODY[] {{{}}}\r\n{BODY})\r\n{tag} OK done\r\n",
+                    BODY.len(),
+                    BODY.len()
+                )
+            }
+            "FETCH" => format!(
+                "* 1 FETCH (FLAGS (\\Seen) ENVELOPE (NIL \"hi\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n{tag} OK done\r\n"
+            ),
+            "UID" => format!("* SEARCH 1 2\r\n{tag} OK done\r\n"),
+            "EXPUNGE" => {
+                exists -= 1;
+                format!("* 1 EXPUNGE\r\n{tag} OK done\r\n")
+            }
+            "APPEND" => {
+                let n: usize = rest
+                    .rsplit('{')
+                    .next()
+                    .and_then(|s| s.trim_end_matches('}').parse().ok())
+                    .unwrap_or(0);
+                let _ = out.write_all(b"+ go ahead\r\n");
+                let mut literal = vec![0; n + 2];
+                if input.read_exact(&mut literal).is_err() {
+                    return;
+                }
+                exists += 1;
+                format!("* {exists} EXISTS\r\n{tag} OK [APPENDUID 1 1] done\r\n")
+            }
+            "LOGOUT" => {
+                let _ = out.write_all(format!("* BYE bye\r\n{tag} OK done\r\n").as_bytes());
+                return;
+            }
+            _ => format!("{tag} OK done\r\n"),
+        };
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A minimal LMTP server answering one reply per recipient after DATA.
+fn lmtp_session(stream: TcpStream, seen: Option<(u16, Arc<Mutex<Vec<(u16, String)>>>)>) {
+    let mut out = stream.try_clone().expect("clone");
+    let mut input = BufReader::new(stream);
+    let _ = out.write_all(b"220 fake LMTP\r\n");
+    let mut rcpts = 0;
+    let mut line = String::new();
+    let started = Instant::now();
+    while started.elapsed() < CONN_LIFETIME {
+        line.clear();
+        if input.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let upper = line.to_ascii_uppercase();
+        let reply = if upper.starts_with("LHLO") {
+            "250-fake\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n".to_string()
+        } else if upper.starts_with("MAIL") {
+            rcpts = 0;
+            "250 2.1.0 ok\r\n".to_string()
+        } else if upper.starts_with("RCPT") {
+            rcpts += 1;
+            if let Some((port, seen)) = &seen {
+                let addr = line
+                    .trim_end()
+                    .trim_start_matches("RCPT TO:<")
+                    .trim_end_matches('>');
+                seen.lock().expect("lock").push((*port, addr.to_string()));
+            }
+            "250 2.1.5 ok\r\n".to_string()
+        } else if upper.starts_with("DATA") {
+            let _ = out.write_all(b"354 go\r\n");
+            loop {
+                line.clear();
+                if input.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == ".\r\n" {
+                    break;
+                }
+            }
+            "250 2.0.0 saved\r\n".repeat(rcpts)
+        } else if upper.starts_with("QUIT") {
+            let _ = out.write_all(b"221 bye\r\n");
+            return;
+        } else {
+            "250 ok\r\n".to_string()
+        };
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn fake_lmtp(stream: TcpStream) {
+    lmtp_session(stream, None);
+}
+
+#[test]
+fn imap_mix_against_fake_server() {
+    let port = serve(fake_imap).to_string();
+    let json = temp_json("imap");
+    let (code, took, out) = run_loadgen(&[
+        "imap",
+        "--port",
+        &port,
+        "--users",
+        "5",
+        "--clients",
+        "4",
+        "--duration",
+        "2",
+        "--sizes",
+        "small",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let v = read_json(&json);
+    assert!(
+        v["ops_per_sec"].as_f64().expect("ops_per_sec") > 10.0,
+        "{v}"
+    );
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    for name in ["fetch_body", "fetch_envelope", "append", "noop", "login"] {
+        let c = &v["commands"][name];
+        assert!(c["count"].as_u64().expect("count") > 0, "{name}: {v}");
+        for key in ["p50_us", "p99_us", "p999_us", "max_us"] {
+            assert!(c[key].as_f64().is_some(), "{name}.{key}: {v}");
+        }
+    }
+    assert!(out.contains("fetch_body"), "table printed: {out}");
+}
+
+#[test]
+fn imap_open_loop_rate_is_held() {
+    let port = serve(fake_imap).to_string();
+    let json = temp_json("imap-rate");
+    let (code, _, out) = run_loadgen(&[
+        "imap",
+        "--port",
+        &port,
+        "--clients",
+        "4",
+        "--duration",
+        "2",
+        "--rate",
+        "200",
+        "--sizes",
+        "small",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v = read_json(&json);
+    let ops = v["ops_per_sec"].as_f64().expect("ops_per_sec");
+    // 200/s scheduled, plus the four logins; the fake answers instantly.
+    assert!((180.0..230.0).contains(&ops), "{ops}: {v}");
+    assert_eq!(v["open_loop"].as_bool(), Some(true));
+}
+
+#[test]
+fn lmtp_deliveries_against_fake_server() {
+    let port = serve(fake_lmtp).to_string();
+    let json = temp_json("lmtp");
+    let (code, _, out) = run_loadgen(&[
+        "lmtp",
+        "--port",
+        &port,
+        "--clients",
+        "2",
+        "--duration",
+        "2",
+        "--sizes",
+        "small",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v = read_json(&json);
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    assert!(
+        v["commands"]["deliver"]["count"].as_u64().expect("count") > 10,
+        "{v}"
+    );
+    assert!(
+        v["counters"]["recipients_delivered"]
+            .as_u64()
+            .expect("rcpts")
+            > 10,
+        "{v}"
+    );
+}
+
+/// Binds three consecutive ports P, P+1, P+2 (P is the shared port, unused here).
+fn consecutive_listeners() -> (u16, Vec<TcpListener>) {
+    for _ in 0..50 {
+        let first = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = first.local_addr().expect("addr").port();
+        if base > 65_000 {
+            continue;
+        }
+        let rest: Vec<_> = (1..=2)
+            .filter_map(|i| TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if rest.len() == 2 {
+            return (base, rest);
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+#[test]
+fn shard_aware_lmtp_delivers_to_the_owner() {
+    let (base, listeners) = consecutive_listeners();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    for listener in listeners {
+        let port = listener.local_addr().expect("addr").port();
+        let seen = seen.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = seen.clone();
+                thread::spawn(move || lmtp_session(stream, Some((port, seen))));
+            }
+        });
+    }
+    let json = temp_json("shard");
+    let port = base.to_string();
+    let (code, _, out) = run_loadgen(&[
+        "lmtp",
+        "--port",
+        &port,
+        "--shard-aware",
+        "--shards",
+        "2",
+        "--users",
+        "20",
+        "--clients",
+        "2",
+        "--duration",
+        "2",
+        "--sizes",
+        "small",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let _ = read_json(&json);
+    let seen = seen.lock().expect("lock");
+    assert!(seen.len() > 10, "{} deliveries", seen.len());
+    let ports: std::collections::BTreeSet<u16> = seen.iter().map(|(p, _)| *p).collect();
+    assert_eq!(ports.len(), 2, "both shards used");
+    for (port, rcpt) in seen.iter() {
+        let shard = loadgen::shard::shard_of(rcpt, 2);
+        assert_eq!(*port, base + 1 + shard, "{rcpt} went to the wrong shard");
+    }
+}
+
+/// Greets, then never answers anything.
+fn stalling_imap(mut stream: TcpStream) {
+    let _ = stream.write_all(b"* OK fake IMAP ready\r\n");
+    let mut sink = [0u8; 1024];
+    let started = Instant::now();
+    while started.elapsed() < CONN_LIFETIME {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Closes straight away, half the time after a line of garbage.
+fn closing_imap(mut stream: TcpStream) {
+    let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n");
+}
+
+#[test]
+fn stalling_server_counts_timeouts_and_exits_promptly() {
+    let port = serve(stalling_imap).to_string();
+    let json = temp_json("stall");
+    let (code, took, out) = run_loadgen(&[
+        "imap",
+        "--port",
+        &port,
+        "--clients",
+        "3",
+        "--duration",
+        "2",
+        "--timeout",
+        "0.5",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    // duration + grace (5 s) is the ceiling; with a 0.5 s timeout it ends well before.
+    assert!(took < Duration::from_secs(7), "took {took:?}");
+    let v = read_json(&json);
+    assert!(v["errors"].as_u64().expect("errors") >= 3, "{v}");
+    let reasons = v["error_reasons"].to_string();
+    assert!(reasons.contains("timeout"), "{reasons}");
+}
+
+#[test]
+fn garbage_and_closing_server_is_an_error_not_a_hang() {
+    let port = serve(closing_imap).to_string();
+    let json = temp_json("garbage");
+    let (code, took, out) = run_loadgen(&[
+        "imap",
+        "--port",
+        &port,
+        "--clients",
+        "2",
+        "--duration",
+        "2",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(took < Duration::from_secs(7), "took {took:?}");
+    let v = read_json(&json);
+    assert!(v["errors"].as_u64().expect("errors") > 2, "{v}");
+    let reasons = v["error_reasons"].to_string();
+    assert!(
+        reasons.contains("garbage") || reasons.contains("greeting"),
+        "{reasons}"
+    );
+}
+
+#[test]
+fn refused_connections_back_off_and_fail() {
+    // Bind and drop to get a port that is very likely closed.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+        .to_string();
+    let json = temp_json("refused");
+    let (code, took, out) = run_loadgen(&[
+        "pop3",
+        "--port",
+        &port,
+        "--clients",
+        "2",
+        "--duration",
+        "1",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    let v = read_json(&json);
+    let errors = v["errors"].as_u64().expect("errors");
+    // Backoff from 20 ms doubling: a handful of attempts per client in one second, not thousands.
+    assert!((2..100).contains(&errors), "{errors}: {v}");
+}
+
+#[test]
+fn refuses_non_loopback_targets() {
+    let (code, _, out) = run_loadgen(&[
+        "imap",
+        "--host",
+        "192.0.2.1",
+        "--port",
+        "143",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("loopback"), "{out}");
+}
