@@ -115,7 +115,10 @@ fn fake_imap(stream: TcpStream) {
 }
 
 /// A minimal LMTP server answering one reply per recipient after DATA.
-fn lmtp_session(stream: TcpStream, seen: Option<(u16, Arc<Mutex<Vec<(u16, String)>>>)>) {
+/// (port, recipient) pairs as the shard listeners received them.
+type Seen = Arc<Mutex<Vec<(u16, String)>>>;
+
+fn lmtp_session(stream: TcpStream, seen: Option<(u16, Seen)>) {
     let mut out = stream.try_clone().expect("clone");
     let mut input = BufReader::new(stream);
     let _ = out.write_all(b"220 fake LMTP\r\n");
