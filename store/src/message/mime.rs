@@ -19,6 +19,9 @@ pub(crate) struct Field {
     pub value: Vec<u8>,
 }
 
+/// A parameter list: `(name, value)` pairs in header order.
+pub(crate) type Params = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Content-* data of a part (Dovecot's `message_part_data`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MimeData {
@@ -29,16 +32,17 @@ pub(crate) struct MimeData {
     pub description: Option<Vec<u8>>,
     pub transfer_encoding: Option<Vec<u8>>,
     pub md5: Option<Vec<u8>>,
-    pub disposition: Option<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>,
+    pub disposition: Option<(Vec<u8>, Params)>,
     pub language: Option<Vec<Vec<u8>>>,
     pub location: Option<Vec<u8>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Kind {
     Multipart,
     Message,
     Text,
+    #[default]
     Other,
 }
 
@@ -367,12 +371,6 @@ struct ContentInfo {
     boundary: Option<Vec<u8>>,
     seen_content_type: bool,
     is_mime: bool,
-}
-
-impl Default for Kind {
-    fn default() -> Self {
-        Kind::Other
-    }
 }
 
 /// What the message parser itself takes from the header: MIME or not, the part's

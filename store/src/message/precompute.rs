@@ -252,42 +252,37 @@ impl Precomputed {
     }
 }
 
-fn subtree_len(nodes: &[Node], idx: usize) -> usize {
-    1 + nodes[idx]
-        .children
-        .iter()
-        .map(|&c| subtree_len(nodes, c))
-        .sum::<usize>()
-}
-
+/// IMAP part numbers, parents before children (the table is in preorder).
 fn paths(nodes: &[Node]) -> Vec<Vec<u32>> {
     let mut out = vec![Vec::new(); nodes.len()];
+    if let Some(root) = nodes.first()
+        && root.kind != Kind::Multipart
+    {
+        out[0] = vec![1];
+    }
     for idx in 0..nodes.len() {
         let node = &nodes[idx];
-        let own = match node.parent {
-            None if node.kind == Kind::Multipart => Vec::new(),
-            None => vec![1],
-            Some(p) if nodes[p].kind == Kind::Message => {
-                let mut v = out[p].clone();
-                if node.kind != Kind::Multipart {
-                    v.push(1);
-                }
-                v
-            }
-            Some(p) => {
-                let pos = nodes[p]
-                    .children
-                    .iter()
-                    .position(|&c| c == idx)
-                    .unwrap_or(0);
-                let mut v = out[p].clone();
+        for (pos, &child) in node.children.iter().enumerate() {
+            let mut v = out[idx].clone();
+            if node.kind != Kind::Message {
                 v.push(pos as u32 + 1);
-                v
+            } else if nodes[child].kind != Kind::Multipart {
+                v.push(1);
             }
-        };
-        out[idx] = own;
+            out[child] = v;
+        }
     }
     out
+}
+
+/// Subtree sizes, computed bottom-up (children follow their parent in preorder).
+fn subtree_lens(nodes: &[Node]) -> Vec<u32> {
+    let mut lens = vec![1u32; nodes.len()];
+    for idx in (0..nodes.len()).rev() {
+        let sum: u32 = nodes[idx].children.iter().map(|&c| lens[c]).sum();
+        lens[idx] += sum;
+    }
+    lens
 }
 
 /// Precomputes a message that is already CRLF (see `normalize_crlf`). Any bytes are
@@ -319,11 +314,12 @@ pub fn precompute(msg: &[u8]) -> Precomputed {
     body.push(b')');
 
     let paths = paths(&nodes);
+    let lens = subtree_lens(&nodes);
     let parts = nodes
         .iter()
-        .enumerate()
         .zip(paths)
-        .map(|((i, n), path)| Part {
+        .zip(lens)
+        .map(|((n, path), subtree_len)| Part {
             path,
             kind: match n.kind {
                 Kind::Multipart => PartKind::Multipart,
@@ -333,7 +329,7 @@ pub fn precompute(msg: &[u8]) -> Precomputed {
             header: ByteRange::new(n.header),
             body: ByteRange::new(n.body),
             encoding: TransferEncoding::from_header(n.data.transfer_encoding.as_deref()),
-            subtree_len: subtree_len(&nodes, i) as u32,
+            subtree_len,
         })
         .collect();
     let header_end = nodes.first().map_or(0, |n| n.header.1);
@@ -455,7 +451,7 @@ pub fn base_subject(subject: &str) -> String {
 
 fn strip_blob(s: &str) -> Option<&str> {
     let rest = s.strip_prefix('[')?;
-    let close = rest.find(|c| c == ']' || c == '[')?;
+    let close = rest.find([']', '['])?;
     if rest.as_bytes()[close] != b']' {
         return None;
     }
