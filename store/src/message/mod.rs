@@ -6,7 +6,7 @@
 //! use store::message::{normalize_crlf, precompute, SectionText, cache};
 //! let msg = normalize_crlf(b"Subject: hi\n\nhello\n");
 //! let pre = precompute(&msg);
-//! assert_eq!(pre.size, 29);
+//! assert_eq!(pre.size, 22);
 //! let text = pre.section(&[], SectionText::Text).and_then(|r| r.to_range());
 //! assert_eq!(text.map(|r| &msg[r]), Some(&b"hello\r\n"[..]));
 //! assert_eq!(cache::decode(&cache::encode(&pre)).ok(), Some(pre));
