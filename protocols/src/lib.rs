@@ -4,3 +4,8 @@
 
 pub mod imap;
 pub mod limits;
+mod line;
+pub mod lmtp;
+pub mod secret;
+
+pub use secret::Secret;

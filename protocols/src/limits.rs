@@ -46,3 +46,80 @@ pub const IMAP_ID_VALUE_BYTES_MAX: usize = 1024;
 const _: () = assert!(IMAP_INPUT_BUFFER_BYTES_MAX >= IMAP_COMMAND_BYTES_MAX + IMAP_LINE_BYTES_MAX);
 const _: () = assert!(IMAP_LITERAL_BYTES_MAX as usize <= IMAP_COMMAND_BYTES_MAX);
 const _: () = assert!(IMAP_PREAUTH_LITERAL_BYTES_MAX <= IMAP_LITERAL_BYTES_MAX);
+
+// ---------------------------------------------------------------------------
+// LMTP (RFC 2033)
+
+/// A command line, CRLF included. RFC 5321 §4.5.3.1.4 asks for 512; SIZE/BODY
+/// parameters and quoted local parts push real lines past that, so we allow 2048
+/// (Postfix's own `line_length_limit` is 2048).
+pub const LMTP_LINE_BYTES_MAX: usize = 2048;
+
+/// A reverse-path or forward-path with its angle brackets (RFC 5321 §4.5.3.1.3).
+pub const LMTP_PATH_BYTES_MAX: usize = 256;
+
+/// RCPT commands in one transaction. RFC 5321 §4.5.3.1.8 requires 100; Postfix
+/// sends at most `lmtp_destination_recipient_limit` (default 50) and its own
+/// `smtpd_recipient_limit` is 1000. More gets `452 4.5.3` and the MTA retries
+/// the rest in another transaction.
+pub const LMTP_RECIPIENTS_MAX: usize = 1000;
+
+/// Default largest message accepted (after dot-unstuffing); configurable per
+/// listener (`LmtpConfig::message_bytes_max`). Postfix's `message_size_limit`
+/// defaults to 10 MB, large ISPs allow up to 50 MB of attachments plus base64.
+pub const LMTP_MESSAGE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// Consecutive refused commands (syntax, sequence) before `421` and close: an
+/// MTA that errs this often is not speaking LMTP (Postfix `smtpd_hard_error_limit`).
+pub const LMTP_ERRORS_MAX: u32 = 20;
+
+/// Unparsed input held while the engine answers (RCPT validation, delivery):
+/// a whole pipelined MAIL + RCPT… + DATA group of short lines fits; an engine
+/// that reads at most `input_room()` never hits it.
+pub const LMTP_INPUT_BUFFER_BYTES_MAX: usize = 64 * 1024;
+
+const _: () = assert!(LMTP_INPUT_BUFFER_BYTES_MAX >= 2 * LMTP_LINE_BYTES_MAX);
+const _: () = assert!(LMTP_PATH_BYTES_MAX < LMTP_LINE_BYTES_MAX);
+
+// ---------------------------------------------------------------------------
+// POP3 (RFC 1939, RFC 2449)
+
+/// A command line, CRLF included: RFC 2449 §4 says 255 octets.
+pub const POP3_LINE_BYTES_MAX: usize = 255;
+
+/// An `AUTH` line with its initial response, or a SASL continuation line
+/// (RFC 5034 §4 puts no 255-octet bound on those): enough for SCRAM and PLAIN
+/// with long names; Kerberos tickets would need more and are not offered.
+pub const POP3_SASL_LINE_BYTES_MAX: usize = 8 * 1024;
+
+/// Consecutive `-ERR` answers to bad commands before the session closes.
+pub const POP3_ERRORS_MAX: u32 = 20;
+
+/// Failed logins on one connection before it closes: slows password guessing.
+pub const POP3_AUTH_FAILURES_MAX: u32 = 3;
+
+/// A unique-id listing entry: RFC 1939 §7 says 1 to 70 characters 0x21–0x7E.
+pub const POP3_UIDL_BYTES_MAX: usize = 70;
+
+/// Unparsed input held while the engine answers (login, RETR streaming):
+/// a pipelined batch of RETR/DELE commands; an engine that reads at most
+/// `input_room()` never hits it.
+pub const POP3_INPUT_BUFFER_BYTES_MAX: usize = 32 * 1024;
+
+const _: () = assert!(POP3_INPUT_BUFFER_BYTES_MAX >= 2 * POP3_SASL_LINE_BYTES_MAX);
+const _: () = assert!(POP3_LINE_BYTES_MAX <= POP3_SASL_LINE_BYTES_MAX);
+
+// ---------------------------------------------------------------------------
+// poppassd (Eudora/qpopper password change)
+
+/// A command line, CRLF included: `newpass` plus a long passphrase.
+pub const POPPASSD_LINE_BYTES_MAX: usize = 512;
+
+/// Failures (wrong old password, refused new password, bad commands) on one
+/// connection before it closes: the service is a password oracle otherwise.
+pub const POPPASSD_FAILURES_MAX: u32 = 3;
+
+/// Unparsed input held while the engine checks a password.
+pub const POPPASSD_INPUT_BUFFER_BYTES_MAX: usize = 4 * 1024;
+
+const _: () = assert!(POPPASSD_INPUT_BUFFER_BYTES_MAX >= 2 * POPPASSD_LINE_BYTES_MAX);
