@@ -231,11 +231,11 @@ fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()>
         }
         AdminResponse::Stats { shards } => {
             println!(
-                "shard  cpu  accepted  handoffs_out  handoffs_in  logins_ok  logins_failed  sessions"
+                "shard  cpu  accepted  handoffs_out  handoffs_in  logins_ok  logins_failed  sessions  logins_blocked  refused"
             );
             for s in shards {
                 println!(
-                    "{:>5}  {:>3}  {:>8}  {:>12}  {:>11}  {:>9}  {:>13}  {:>8}",
+                    "{:>5}  {:>3}  {:>8}  {:>12}  {:>11}  {:>9}  {:>13}  {:>8}  {:>14}  {:>7}",
                     s.shard,
                     s.cpu,
                     s.accepted,
@@ -243,7 +243,9 @@ fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()>
                     s.handoffs_in,
                     s.logins_ok,
                     s.logins_failed,
-                    s.sessions_active
+                    s.sessions_active,
+                    s.logins_blocked,
+                    s.connections_refused
                 );
             }
         }

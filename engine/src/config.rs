@@ -70,6 +70,42 @@ pub struct Config {
     /// Address per service; `None` when the service is disabled with `""`.
     pub listen: Vec<(Service, Option<SocketAddr>)>,
     pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuthConfig {
+    /// Whether passwords may cross a connection without TLS. `None` (the default)
+    /// allows it on loopback listeners only.
+    pub plaintext_without_tls: Option<bool>,
+    /// Failed logins (per client IP, and per account) answered at once; each
+    /// failure past this doubles a delay before the answer.
+    pub failures_before_delay: u32,
+    /// Failed logins after which the IP or account is refused for `block_seconds`,
+    /// whatever password it sends.
+    pub failures_before_block: u32,
+    pub block_seconds: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimitsConfig {
+    /// Connections one client IP may hold on one shard.
+    pub connections_per_ip: u32,
+    /// Seconds a connection may stay silent before it logs in.
+    pub idle_preauth_seconds: u64,
+    /// Seconds an authenticated IMAP session may stay silent (RFC 3501: at least 30 min).
+    pub idle_imap_seconds: u64,
+    /// Seconds an authenticated POP3 session may stay silent (RFC 1939: at least 10 min).
+    pub idle_pop3_seconds: u64,
+}
+
+impl AuthConfig {
+    /// May a password cross a plaintext connection to the listener at `local`?
+    pub fn plaintext_allowed(&self, local: SocketAddr) -> bool {
+        self.plaintext_without_tls
+            .unwrap_or_else(|| local.ip().is_loopback())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -118,6 +154,18 @@ impl Default for Config {
                 .map(|s| (*s, s.default_addr().parse().ok()))
                 .collect(),
             tls: TlsConfig::default(),
+            auth: AuthConfig {
+                plaintext_without_tls: None,
+                failures_before_delay: 3,
+                failures_before_block: 10,
+                block_seconds: 300,
+            },
+            limits: LimitsConfig {
+                connections_per_ip: 1000,
+                idle_preauth_seconds: 60,
+                idle_imap_seconds: 30 * 60,
+                idle_pop3_seconds: 10 * 60,
+            },
         }
     }
 }
@@ -156,6 +204,8 @@ impl Config {
                 "engine" => parse_engine(t, &mut cfg.engine)?,
                 "listen" => parse_listen(t, &mut cfg.listen)?,
                 "tls" => parse_tls(t, &mut cfg.tls)?,
+                "auth" => parse_auth(t, &mut cfg.auth)?,
+                "limits" => parse_limits(t, &mut cfg.limits)?,
                 _ => return Err(err(section, "unknown section")),
             }
         }
@@ -302,6 +352,55 @@ fn parse_tls(t: &toml::Table, out: &mut TlsConfig) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn parse_auth(t: &toml::Table, out: &mut AuthConfig) -> Result<(), ConfigError> {
+    for (k, v) in t {
+        let key = format!("auth.{k}");
+        match k.as_str() {
+            "plaintext_without_tls" => {
+                out.plaintext_without_tls = Some(
+                    v.as_bool()
+                        .ok_or_else(|| err(&key, "expected true or false"))?,
+                )
+            }
+            "failures_before_delay" => out.failures_before_delay = small(v, &key)?,
+            "failures_before_block" => {
+                let n = small(v, &key)?;
+                if n == 0 {
+                    return Err(err(&key, "must be at least 1"));
+                }
+                out.failures_before_block = n;
+            }
+            "block_seconds" => out.block_seconds = int(v, &key)? as u64,
+            _ => return Err(err(&key, "unknown key")),
+        }
+    }
+    Ok(())
+}
+
+fn parse_limits(t: &toml::Table, out: &mut LimitsConfig) -> Result<(), ConfigError> {
+    for (k, v) in t {
+        let key = format!("limits.{k}");
+        let positive = |v: &toml::Value| -> Result<i64, ConfigError> {
+            match int(v, &key)? {
+                0 => Err(err(&key, "must be at least 1")),
+                n => Ok(n),
+            }
+        };
+        match k.as_str() {
+            "connections_per_ip" => out.connections_per_ip = small(v, &key)?.max(1),
+            "idle_preauth_seconds" => out.idle_preauth_seconds = positive(v)? as u64,
+            "idle_imap_seconds" => out.idle_imap_seconds = positive(v)? as u64,
+            "idle_pop3_seconds" => out.idle_pop3_seconds = positive(v)? as u64,
+            _ => return Err(err(&key, "unknown key")),
+        }
+    }
+    Ok(())
+}
+
+fn small(v: &toml::Value, key: &str) -> Result<u32, ConfigError> {
+    u32::try_from(int(v, key)?).map_err(|_| err(key, "too large"))
+}
+
 fn int(v: &toml::Value, key: &str) -> Result<i64, ConfigError> {
     match v.as_integer() {
         Some(n) if n >= 0 => Ok(n),
@@ -358,6 +457,19 @@ mod tests {
             ("[listen]\nimap = \"nowhere\"\n", "`listen.imap`"),
             ("[bogus]\n", "`bogus`: unknown section"),
             ("[tls]\ncrt = \"x\"\n", "`tls.crt`"),
+            (
+                "[auth]\nplaintext_without_tls = 1\n",
+                "`auth.plaintext_without_tls`",
+            ),
+            (
+                "[auth]\nfailures_before_block = 0\n",
+                "`auth.failures_before_block`",
+            ),
+            (
+                "[limits]\nidle_imap_seconds = 0\n",
+                "`limits.idle_imap_seconds`",
+            ),
+            ("[limits]\nfoo = 1\n", "`limits.foo`"),
             (
                 "[engine]\nshards = 2\naccept_shards = [5]\n",
                 "`engine.accept_shards`",

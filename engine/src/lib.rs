@@ -18,4 +18,5 @@ pub mod runtime;
 pub mod services;
 pub mod shard;
 pub mod shutdown;
+pub mod throttle;
 pub mod tls;

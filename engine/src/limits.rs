@@ -25,3 +25,14 @@ pub const STOP_GRACE_MS: u64 = 3_000;
 /// Sessions one shard serves at once; past it new connections are refused with a
 /// protocol-appropriate "too many connections" so the shard keeps its memory bound.
 pub const SESSIONS_PER_SHARD_MAX: usize = 200_000;
+
+/// First delay after the free failed logins; it doubles with each further failure.
+pub const LOGIN_DELAY_BASE_MS: u64 = 250;
+
+/// Longest delay before a failed login is answered: long enough to make guessing
+/// slow, short enough that a client's own timeout does not fire first.
+pub const LOGIN_DELAY_MAX_MS: u64 = 8_000;
+
+/// Failure records one throttle keeps; past it stale ones are evicted, so a flood
+/// of addresses cannot grow a shard's memory.
+pub const THROTTLE_KEYS_MAX: usize = 100_000;

@@ -2,9 +2,11 @@
 //! touched by another thread; other shards reach it through `Shard::call`.
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use slab::Slab;
 use store::{Address, Bucket, Store, StoreError};
@@ -15,6 +17,7 @@ use crate::config::{Config, Service};
 use crate::handoff::Handoff;
 use crate::mesh::{AuthOutcome, Mesh, MeshError, Request, Response, Secret, ShardId};
 use crate::shutdown::Shutdown;
+use crate::throttle::Throttle;
 
 pub struct Shard {
     pub id: ShardId,
@@ -29,6 +32,12 @@ pub struct Shard {
     pub shutdown: Shutdown,
     pub stats: RefCell<ShardStats>,
     sessions: RefCell<Slab<SessionInfo>>,
+    /// Live sessions per client IP on this shard (`limits.connections_per_ip`).
+    per_ip: RefCell<HashMap<IpAddr, u32, ahash::RandomState>>,
+    /// Failed logins by client IP, for connections accepted here.
+    pub ip_throttle: RefCell<Throttle<IpAddr>>,
+    /// Failed logins by account, for the accounts this shard owns.
+    account_throttle: RefCell<Throttle<Address>>,
 }
 
 pub struct SessionInfo {
@@ -53,7 +62,15 @@ impl SessionGuard {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.shard.sessions.borrow_mut().try_remove(self.key);
+        if let Some(info) = self.shard.sessions.borrow_mut().try_remove(self.key) {
+            let mut per_ip = self.shard.per_ip.borrow_mut();
+            if let Some(n) = per_ip.get_mut(&info.peer.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&info.peer.ip());
+                }
+            }
+        }
     }
 }
 
@@ -71,7 +88,6 @@ impl Shard {
             id,
             count,
             cpu,
-            config,
             store,
             tls,
             mesh,
@@ -82,6 +98,10 @@ impl Shard {
                 ..ShardStats::default()
             }),
             sessions: RefCell::new(Slab::new()),
+            per_ip: RefCell::new(HashMap::default()),
+            ip_throttle: RefCell::new(Throttle::new(&config.auth)),
+            account_throttle: RefCell::new(Throttle::new(&config.auth)),
+            config,
         }
     }
 
@@ -94,12 +114,18 @@ impl Shard {
         self.sessions.borrow().len()
     }
 
+    /// Live sessions of `ip` on this shard.
+    pub fn sessions_of(&self, ip: IpAddr) -> u32 {
+        self.per_ip.borrow().get(&ip).copied().unwrap_or(0)
+    }
+
     pub fn register_session(
         self: &Rc<Self>,
         service: Service,
         peer: SocketAddr,
         user: Option<Address>,
     ) -> SessionGuard {
+        *self.per_ip.borrow_mut().entry(peer.ip()).or_insert(0) += 1;
         let key = self.sessions.borrow_mut().insert(SessionInfo {
             service,
             user,
@@ -180,14 +206,40 @@ async fn authenticate(
     password: Secret,
     service: Service,
 ) -> AuthOutcome {
+    if shard
+        .account_throttle
+        .borrow_mut()
+        .is_blocked(&address, Instant::now())
+    {
+        let mut stats = shard.stats.borrow_mut();
+        stats.logins_blocked += 1;
+        stats.logins_failed += 1;
+        return AuthOutcome::Failed;
+    }
     let store = shard.store.clone();
+    let key = address.clone();
     let outcome = glommio::executor()
         .spawn_blocking(move || check_password(&store, &address, password.expose(), service))
         .await;
-    let mut stats = shard.stats.borrow_mut();
-    match outcome {
-        AuthOutcome::Ok => stats.logins_ok += 1,
-        _ => stats.logins_failed += 1,
+    let delay = match outcome {
+        AuthOutcome::Ok => {
+            shard.stats.borrow_mut().logins_ok += 1;
+            shard.account_throttle.borrow_mut().success(&key);
+            None
+        }
+        AuthOutcome::Failed => {
+            shard.stats.borrow_mut().logins_failed += 1;
+            Some(
+                shard
+                    .account_throttle
+                    .borrow_mut()
+                    .failure(&key, Instant::now()),
+            )
+        }
+        AuthOutcome::Unavailable => None,
+    };
+    if let Some(d) = delay.filter(|d| !d.is_zero()) {
+        glommio::timer::sleep(d).await;
     }
     outcome
 }

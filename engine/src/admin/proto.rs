@@ -78,6 +78,10 @@ pub struct ShardStats {
     pub handoffs_in: u64,
     pub logins_ok: u64,
     pub logins_failed: u64,
+    /// Logins refused without a password check because the IP or account is blocked.
+    pub logins_blocked: u64,
+    /// Connections refused by `limits.connections_per_ip` or the shard's session cap.
+    pub connections_refused: u64,
     pub sessions_active: u64,
 }
 

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
 use glommio::net::TcpStream;
@@ -22,18 +23,23 @@ use crate::shard::{SessionGuard, Shard};
 
 const CAPABILITIES: [&str; 3] = ["IMAP4rev1", "ID", "LITERAL+"];
 
-pub fn session_config(tls_on: bool) -> ImapConfig {
+/// `plaintext_allowed`: whether a password may cross this listener without TLS
+/// (`auth.plaintext_without_tls`); when not, LOGIN waits for STARTTLS.
+pub fn session_config(tls_on: bool, plaintext_allowed: bool) -> ImapConfig {
     let caps: Vec<String> = CAPABILITIES.iter().map(|c| c.to_string()).collect();
     ImapConfig {
         capabilities: caps.clone(),
         capabilities_authenticated: caps,
-        login_allowed: true,
+        login_allowed: tls_on || plaintext_allowed,
         server_name: "msgstore".into(),
         starttls_available: !tls_on,
     }
 }
 
 pub async fn serve(shard: Rc<Shard>, service: Service, stream: TcpStream, peer: SocketAddr) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
     let guard = shard.register_session(service, peer, None);
     let conn = if service == Service::Imaps {
         match Conn::start_tls(stream, shard.tls.clone()) {
@@ -46,7 +52,8 @@ pub async fn serve(shard: Rc<Shard>, service: Service, stream: TcpStream, peer: 
     } else {
         Conn::plain(stream)
     };
-    let session = ImapSession::new(session_config(conn.is_tls()));
+    let plaintext_allowed = shard.config.auth.plaintext_allowed(local);
+    let session = ImapSession::new(session_config(conn.is_tls(), plaintext_allowed));
     drive(shard, service, conn, peer, session, guard).await;
 }
 
@@ -105,7 +112,7 @@ async fn drive(
                 }
                 ImapEvent::Login {
                     username, password, ..
-                } => match login(&shard, service, &username, password).await {
+                } => match login(&shard, service, peer, &username, password).await {
                     Ok(user) => {
                         let owner = shard.owner_of(&user);
                         if owner == shard.id {
@@ -128,20 +135,31 @@ async fn drive(
             continue;
         }
         let room = session.input_room().clamp(1, buf.len());
+        let limits = &shard.config.limits;
+        let idle = Duration::from_secs(if session.user().is_some() {
+            limits.idle_imap_seconds
+        } else {
+            limits.idle_preauth_seconds
+        });
         let read = {
             let read = std::pin::pin!(conn.read(&mut buf[..room]));
-            match select(read, shard.shutdown.wait()).await {
-                Either::Left((r, _)) => Some(r),
-                Either::Right(_) => None,
+            let timer = std::pin::pin!(glommio::timer::sleep(idle));
+            let stop = std::pin::pin!(select(shard.shutdown.wait(), timer));
+            match select(read, stop).await {
+                Either::Left((r, _)) => Ok(r),
+                Either::Right((Either::Left(_), _)) => {
+                    Err("* BYE [UNAVAILABLE] Server shutting down\r\n")
+                }
+                Either::Right((Either::Right(_), _)) => {
+                    Err("* BYE Autologout; idle for too long\r\n")
+                }
             }
         };
         let n = match read {
-            Some(Ok(n)) => n,
-            Some(Err(_)) => return,
-            None => {
-                let _ = conn
-                    .write_all(b"* BYE [UNAVAILABLE] Server shutting down\r\n")
-                    .await;
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => return,
+            Err(bye) => {
+                let _ = conn.write_all(bye.as_bytes()).await;
                 conn.close().await;
                 return;
             }
@@ -159,23 +177,51 @@ async fn drive(
 async fn login(
     shard: &Rc<Shard>,
     service: Service,
+    peer: SocketAddr,
     username: &[u8],
     password: Secret,
 ) -> Result<Address, AuthOutcome> {
+    let ip = peer.ip();
+    if shard
+        .ip_throttle
+        .borrow_mut()
+        .is_blocked(&ip, Instant::now())
+    {
+        let mut stats = shard.stats.borrow_mut();
+        stats.logins_blocked += 1;
+        stats.logins_failed += 1;
+        return Err(AuthOutcome::Failed);
+    }
     let user = std::str::from_utf8(username)
         .ok()
-        .and_then(|u| Address::parse(u).ok())
-        .ok_or(AuthOutcome::Failed)?;
-    let owner = shard.owner_of(&user);
-    let req = Request::Authenticate {
-        address: user.clone(),
-        password,
-        service,
+        .and_then(|u| Address::parse(u).ok());
+    let outcome = match &user {
+        None => AuthOutcome::Failed,
+        Some(user) => {
+            let req = Request::Authenticate {
+                address: user.clone(),
+                password,
+                service,
+            };
+            match shard.call(shard.owner_of(user), req).await {
+                Ok(Response::Auth(outcome)) => outcome,
+                Ok(_) | Err(_) => AuthOutcome::Unavailable,
+            }
+        }
     };
-    match shard.call(owner, req).await {
-        Ok(Response::Auth(AuthOutcome::Ok)) => Ok(user),
-        Ok(Response::Auth(other)) => Err(other),
-        Ok(_) | Err(_) => Err(AuthOutcome::Unavailable),
+    match (outcome, user) {
+        (AuthOutcome::Ok, Some(user)) => {
+            shard.ip_throttle.borrow_mut().success(&ip);
+            Ok(user)
+        }
+        (AuthOutcome::Unavailable, _) => Err(AuthOutcome::Unavailable),
+        _ => {
+            let delay = shard.ip_throttle.borrow_mut().failure(&ip, Instant::now());
+            if !delay.is_zero() {
+                glommio::timer::sleep(delay).await;
+            }
+            Err(AuthOutcome::Failed)
+        }
     }
 }
 

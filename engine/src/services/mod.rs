@@ -106,7 +106,10 @@ async fn serve_connection(shard: Rc<Shard>, service: Service, stream: TcpStream)
     let Ok(peer) = stream.peer_addr() else {
         return;
     };
-    if shard.session_count() >= crate::limits::SESSIONS_PER_SHARD_MAX {
+    if shard.session_count() >= crate::limits::SESSIONS_PER_SHARD_MAX
+        || shard.sessions_of(peer.ip()) >= shard.config.limits.connections_per_ip
+    {
+        shard.stats.borrow_mut().connections_refused += 1;
         placeholder::refuse_busy(service, stream).await;
         return;
     }
