@@ -179,6 +179,20 @@ impl Report {
         out.insert("ops_per_sec".into(), json!(self.ops_per_sec()));
         out.insert("errors".into(), json!(self.errors()));
         out.insert("commands".into(), Value::Object(commands));
+        let mut all = new_hist();
+        for h in self.totals.commands.values() {
+            let _ = all.add(h);
+        }
+        out.insert(
+            "latency_all".into(),
+            json!({
+                "count": all.len(),
+                "p50_us": all.value_at_quantile(0.50) as f64,
+                "p99_us": all.value_at_quantile(0.99) as f64,
+                "p999_us": all.value_at_quantile(0.999) as f64,
+                "max_us": all.max() as f64,
+            }),
+        );
         out.insert("mode".into(), json!(self.mode));
         out.insert("ops".into(), json!(self.ops()));
         out.insert("elapsed_s".into(), json!(self.elapsed_s));
@@ -307,6 +321,9 @@ mod tests {
         assert_eq!(v["commands"]["fetch_body"]["count"].as_u64(), Some(1));
         assert_eq!(v["error_reasons"]["timeout: FETCH"].as_u64(), Some(2));
         assert_eq!(v["counters"]["recipients"].as_u64(), Some(3));
+        assert_eq!(v["latency_all"]["count"].as_u64(), Some(102));
+        let max = v["latency_all"]["max_us"].as_f64().expect("max");
+        assert!((max - 2500.0).abs() < 5.0, "{max}");
     }
 
     #[test]
