@@ -16,7 +16,10 @@ struct Env {
 
 fn env(quota_bytes: u64) -> Result<Env> {
     let dir = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
-    let store = Arc::new(Store::open(&[dir.path().join("r0"), dir.path().join("r1")], 2)?);
+    let store = Arc::new(Store::open(
+        &[dir.path().join("r0"), dir.path().join("r1")],
+        2,
+    )?);
     let user = Address::parse("alice@example.com")?;
     store.create_account(NewAccount {
         address: user.clone(),
@@ -87,18 +90,36 @@ fn sixty_four_deliveries_share_one_sync() -> Result<()> {
     let e = env(0)?;
     let (mut ms, _) = Mailstore::open(e.store.clone(), 0)?;
     let tickets: Vec<Ticket> = (0..64)
-        .map(|i| ms.stage_deliver(&e.user, None, &msg(i), &Flags::default(), InternalDate::now()))
+        .map(|i| {
+            ms.stage_deliver(
+                &e.user,
+                None,
+                &msg(i),
+                &Flags::default(),
+                InternalDate::now(),
+            )
+        })
         .collect::<Result<_>>()?;
-    let target = ms.sync_target()?.ok_or_else(|| StoreError::corrupt("t", "no target"))?;
+    let target = ms
+        .sync_target()?
+        .ok_or_else(|| StoreError::corrupt("t", "no target"))?;
     assert_eq!(target.up_to_seq(), tickets[63].seq());
     // While it runs, no second flush is handed out; a 65th delivery waits for the next.
-    let late = ms.stage_deliver(&e.user, None, &msg(64), &Flags::default(), InternalDate::now())?;
+    let late = ms.stage_deliver(
+        &e.user,
+        None,
+        &msg(64),
+        &Flags::default(),
+        InternalDate::now(),
+    )?;
     assert!(ms.sync_target()?.is_none());
     target.run().map_err(|e| StoreError::io("sync", e))?;
     let done = ms.synced(&target);
     assert_eq!(done.len(), 64);
     for (i, t) in tickets.iter().enumerate() {
-        assert!(matches!(outcome(&mut ms, t)?, Outcome::Delivered { uid, .. } if uid == i as u32 + 1));
+        assert!(
+            matches!(outcome(&mut ms, t)?, Outcome::Delivered { uid, .. } if uid == i as u32 + 1)
+        );
     }
     assert!(ms.complete(&late).is_none());
     assert_eq!(flush(&mut ms)?, vec![late.id()]);
@@ -115,45 +136,106 @@ fn mailboxes_copy_move_flags_expunge() -> Result<()> {
     ms.stage_create_mailbox(u, "Sent", Some(SpecialUse::Sent))?;
     ms.stage_subscribe(u, "Sent", true)?;
     // APPEND to a mailbox created in the same flush resolves against the staged list.
-    let a = ms.stage_append(u, "Sent", &msg(1), &Flags { system: SystemFlags::SEEN, keywords: vec!["$Sent".into()] }, InternalDate { unix_secs: 1_600_000_000, tz_minutes: 120 })?;
-    assert!(matches!(ms.stage_append(u, "Nope", &msg(1), &Flags::default(), InternalDate::now()), Err(StoreError::NoSuchMailbox { .. })));
+    let a = ms.stage_append(
+        u,
+        "Sent",
+        &msg(1),
+        &Flags {
+            system: SystemFlags::SEEN,
+            keywords: vec!["$Sent".into()],
+        },
+        InternalDate {
+            unix_secs: 1_600_000_000,
+            tz_minutes: 120,
+        },
+    )?;
+    assert!(matches!(
+        ms.stage_append(u, "Nope", &msg(1), &Flags::default(), InternalDate::now()),
+        Err(StoreError::NoSuchMailbox { .. })
+    ));
     for i in 0..3 {
         ms.stage_deliver(u, None, &msg(i), &Flags::default(), InternalDate::now())?;
     }
     flush(&mut ms)?;
-    assert!(matches!(outcome(&mut ms, &a)?, Outcome::Delivered { uid: 1, .. }));
+    assert!(matches!(
+        outcome(&mut ms, &a)?,
+        Outcome::Delivered { uid: 1, .. }
+    ));
     let names: Vec<String> = ms.list_mailboxes(u)?.into_iter().map(|m| m.name).collect();
     assert_eq!(names, ["INBOX", "Archive", "Archive/2024", "Sent"]);
     let sent = ms.open_mailbox(u, "Sent")?;
-    let info = sent.info(1).ok_or_else(|| StoreError::corrupt("x", "no info"))?;
+    let info = sent
+        .info(1)
+        .ok_or_else(|| StoreError::corrupt("x", "no info"))?;
     assert_eq!(info.keywords, ["$Sent"]);
     assert_eq!((info.internaldate, info.tz_minutes), (1_600_000_000, 120));
 
     // COPY hard-links; MOVE copies and expunges the source.
     let c = ms.stage_copy(u, "INBOX", &[1, 2, 99], "Archive/2024")?;
     flush(&mut ms)?;
-    assert_eq!(outcome(&mut ms, &c)?, Outcome::Copied { uidvalidity: ms.open_mailbox(u, "Archive/2024")?.uidvalidity(), uids: vec![(1, 1), (2, 2)] });
+    assert_eq!(
+        outcome(&mut ms, &c)?,
+        Outcome::Copied {
+            uidvalidity: ms.open_mailbox(u, "Archive/2024")?.uidvalidity(),
+            uids: vec![(1, 1), (2, 2)]
+        }
+    );
     let inbox = ms.open_mailbox(u, "INBOX")?;
     let arch = ms.open_mailbox(u, "Archive/2024")?;
     use std::os::unix::fs::MetadataExt;
-    let ino = |p: std::path::PathBuf| std::fs::metadata(&p).map(|m| m.ino()).map_err(|e| StoreError::io(p, e));
+    let ino = |p: std::path::PathBuf| {
+        std::fs::metadata(&p)
+            .map(|m| m.ino())
+            .map_err(|e| StoreError::io(p, e))
+    };
     assert_eq!(ino(inbox.message_path(1))?, ino(arch.message_path(1))?);
     let m = ms.stage_move(u, "INBOX", &[3], "Archive/2024")?;
     flush(&mut ms)?;
-    assert!(matches!(outcome(&mut ms, &m)?, Outcome::Copied { ref uids, .. } if uids == &vec![(3, 3)]));
+    assert!(
+        matches!(outcome(&mut ms, &m)?, Outcome::Copied { ref uids, .. } if uids == &vec![(3, 3)])
+    );
     assert_eq!(ms.open_mailbox(u, "INBOX")?.uids(), vec![1, 2]);
 
     // STORE bumps modseq only where flags change.
     let before = ms.open_mailbox(u, "INBOX")?.highest_modseq();
-    let f = ms.stage_store_flags(u, "INBOX", &[1, 2], FlagMode::Add, &Flags { system: SystemFlags::SEEN | SystemFlags::DELETED, keywords: vec!["$Junk".into()] })?;
-    let g = ms.stage_store_flags(u, "INBOX", &[1], FlagMode::Add, &Flags { system: SystemFlags::SEEN, keywords: vec![] })?;
+    let f = ms.stage_store_flags(
+        u,
+        "INBOX",
+        &[1, 2],
+        FlagMode::Add,
+        &Flags {
+            system: SystemFlags::SEEN | SystemFlags::DELETED,
+            keywords: vec!["$Junk".into()],
+        },
+    )?;
+    let g = ms.stage_store_flags(
+        u,
+        "INBOX",
+        &[1],
+        FlagMode::Add,
+        &Flags {
+            system: SystemFlags::SEEN,
+            keywords: vec![],
+        },
+    )?;
     flush(&mut ms)?;
-    let Outcome::FlagsChanged { modseq, uids } = outcome(&mut ms, &f)? else { panic!() };
+    let Outcome::FlagsChanged { modseq, uids } = outcome(&mut ms, &f)? else {
+        panic!()
+    };
     assert_eq!(uids, vec![1, 2]);
     assert!(modseq > before);
-    assert_eq!(outcome(&mut ms, &g)?, Outcome::FlagsChanged { modseq: modseq + 1, uids: vec![] });
+    assert_eq!(
+        outcome(&mut ms, &g)?,
+        Outcome::FlagsChanged {
+            modseq: modseq + 1,
+            uids: vec![]
+        }
+    );
     let v = ms.open_mailbox(u, "INBOX")?;
-    assert_eq!(v.info(2).map(|i| i.keywords), Some(vec!["$Junk".to_string()]));
+    assert_eq!(
+        v.info(2).map(|i| i.keywords),
+        Some(vec!["$Junk".to_string()])
+    );
     assert_eq!(v.status().unseen, 0);
     assert_eq!(v.highest_modseq(), modseq);
 
@@ -174,14 +256,20 @@ fn mailboxes_copy_move_flags_expunge() -> Result<()> {
     assert_eq!(ms.open_mailbox(u, "Old/2024")?.uids(), vec![1, 2, 3]);
     assert_eq!(ms.open_mailbox(u, "Before")?.uids(), vec![2]);
     assert_eq!(ms.open_mailbox(u, "INBOX")?.uids(), Vec::<u32>::new());
-    assert!(matches!(ms.stage_delete_mailbox(u, "Old"), Err(StoreError::MailboxNotAllowed { .. })));
+    assert!(matches!(
+        ms.stage_delete_mailbox(u, "Old"),
+        Err(StoreError::MailboxNotAllowed { .. })
+    ));
     let d = ms.stage_delete_mailbox(u, "Old/2024")?;
     flush(&mut ms)?;
     assert_eq!(outcome(&mut ms, &d)?, Outcome::MailboxesChanged);
-    assert!(matches!(ms.open_mailbox(u, "Old/2024"), Err(StoreError::NoSuchMailbox { .. })));
+    assert!(matches!(
+        ms.open_mailbox(u, "Old/2024"),
+        Err(StoreError::NoSuchMailbox { .. })
+    ));
     // Usage follows: Sent (1) + Before (1) remain.
     let usage = ms.usage(u)?;
-    assert_eq!(usage.messages, 2);
+    assert_eq!(usage.messages, 2, "{usage:?}");
     Ok(())
 }
 
@@ -195,10 +283,19 @@ fn quota_is_checked_before_staging() -> Result<()> {
     ms.stage_deliver(&e.user, None, &m, &Flags::default(), InternalDate::now())?;
     // Staged bytes count before they are applied.
     ms.stage_deliver(&e.user, None, &m, &Flags::default(), InternalDate::now())?;
-    assert!(matches!(ms.check_quota(&e.user, 1), Err(StoreError::OverQuota { .. })));
-    assert!(matches!(ms.stage_deliver(&e.user, None, &m, &Flags::default(), InternalDate::now()), Err(StoreError::OverQuota { .. })));
+    assert!(matches!(
+        ms.check_quota(&e.user, 1),
+        Err(StoreError::OverQuota { .. })
+    ));
+    assert!(matches!(
+        ms.stage_deliver(&e.user, None, &m, &Flags::default(), InternalDate::now()),
+        Err(StoreError::OverQuota { .. })
+    ));
     flush(&mut ms)?;
-    assert!(matches!(ms.stage_copy(&e.user, "INBOX", &[1], "INBOX"), Err(StoreError::OverQuota { .. })));
+    assert!(matches!(
+        ms.stage_copy(&e.user, "INBOX", &[1], "INBOX"),
+        Err(StoreError::OverQuota { .. })
+    ));
     ms.stage_expunge(&e.user, "INBOX", &[1])?;
     flush(&mut ms)?;
     ms.check_quota(&e.user, size)?;
@@ -224,12 +321,28 @@ fn notifications_reach_watchers() -> Result<()> {
     let count = Arc::new(Count(AtomicUsize::new(0)));
     let waker = Waker::from(count.clone());
     let mut cx = Context::from_waker(&waker);
-    assert!(ms.notifier().poll_change(&e.user, view.id(), since, &mut cx).is_pending());
-    ms.stage_deliver(&e.user, None, &msg(0), &Flags::default(), InternalDate::now())?;
-    assert_eq!(count.0.load(Ordering::Relaxed), 0, "nothing before the sync");
+    assert!(
+        ms.notifier()
+            .poll_change(&e.user, view.id(), since, &mut cx)
+            .is_pending()
+    );
+    ms.stage_deliver(
+        &e.user,
+        None,
+        &msg(0),
+        &Flags::default(),
+        InternalDate::now(),
+    )?;
+    assert_eq!(
+        count.0.load(Ordering::Relaxed),
+        0,
+        "nothing before the sync"
+    );
     flush(&mut ms)?;
     assert_eq!(count.0.load(Ordering::Relaxed), 1);
-    assert!(matches!(ms.notifier().poll_change(&e.user, view.id(), since, &mut cx), Poll::Ready(m) if m > since));
+    assert!(
+        matches!(ms.notifier().poll_change(&e.user, view.id(), since, &mut cx), Poll::Ready(m) if m > since)
+    );
     let changes = ms.notifier().changes_since(&e.user, view.id(), since);
     assert_eq!(changes.map(|c| c.len()), Some(1));
     Ok(())
@@ -239,16 +352,30 @@ fn notifications_reach_watchers() -> Result<()> {
 fn checkpoint_rotates_and_unlinks_expunged() -> Result<()> {
     let e = env(0)?;
     let (mut ms, _) = Mailstore::open(e.store.clone(), 0)?;
-    ms.stage_deliver(&e.user, None, &msg(0), &Flags::default(), InternalDate::now())?;
+    ms.stage_deliver(
+        &e.user,
+        None,
+        &msg(0),
+        &Flags::default(),
+        InternalDate::now(),
+    )?;
     flush(&mut ms)?;
     let path = ms.open_mailbox(&e.user, "INBOX")?.message_path(1);
     ms.stage_expunge(&e.user, "INBOX", &[1])?;
     // A checkpoint waits for staged records to be applied.
     assert!(ms.prepare_checkpoint()?.is_none());
     flush(&mut ms)?;
-    let c = ms.prepare_checkpoint()?.ok_or_else(|| StoreError::corrupt("c", "not ready"))?;
+    let c = ms
+        .prepare_checkpoint()?
+        .ok_or_else(|| StoreError::corrupt("c", "not ready"))?;
     // New work keeps flowing during the syncfs.
-    ms.stage_deliver(&e.user, None, &msg(1), &Flags::default(), InternalDate::now())?;
+    ms.stage_deliver(
+        &e.user,
+        None,
+        &msg(1),
+        &Flags::default(),
+        InternalDate::now(),
+    )?;
     flush(&mut ms)?;
     c.run().map_err(|e| StoreError::io("syncfs", e))?;
     assert!(path.exists());
@@ -256,7 +383,10 @@ fn checkpoint_rotates_and_unlinks_expunged() -> Result<()> {
     assert!(!path.exists());
     drop(ms);
     let (mut ms, report) = Mailstore::open(e.store.clone(), 0)?;
-    assert_eq!(report.records, 1, "only the record after the checkpoint is replayed");
+    assert_eq!(
+        report.records, 1,
+        "only the record after the checkpoint is replayed"
+    );
     assert_eq!(ms.open_mailbox(&e.user, "INBOX")?.uids(), vec![2]);
     Ok(())
 }

@@ -60,7 +60,6 @@ pub(crate) struct OpenBox {
 pub(crate) struct User {
     pub dir: PathBuf,
     pub quota_bytes: u64,
-    pub created_unix: u64,
     /// The list as applied (what sessions see).
     pub list: MailboxList,
     /// The list after every staged change (what new stage calls resolve names against).
@@ -177,7 +176,6 @@ impl Trees {
         Ok(User {
             dir,
             quota_bytes: profile.quota_bytes,
-            created_unix: profile.created_unix,
             staged: list.clone(),
             list,
             list_damaged: damaged,
@@ -198,6 +196,8 @@ impl Trees {
         if !recovering && let Some(reason) = &user.list_damaged {
             return Err(needs_reconstruct(&addr, MAILBOXES_FILE, reason.clone()));
         }
+        // Usage is loaded (or computed from the indexes) before this record changes them.
+        self.usage(&addr)?;
         match op {
             Op::Deliver {
                 mailbox,
@@ -620,10 +620,35 @@ impl Trees {
             let bits = self.keyword_bits(addr, target, &names, true)?;
             let tb = self.open_box(addr, target)?;
             if tu < tb.index.uidnext() {
-                if recovering && tb.index.find(tu).is_some() && !to.exists() {
-                    link_or_copy(&from, &to)?;
-                    self.repairs
-                        .push(format!("{} link: missing -> relinked", to.display()));
+                if recovering && let Some(pos) = tb.index.find(tu) {
+                    let mut have = tb.index.records()[pos];
+                    if !to.exists() {
+                        link_or_copy(&from, &to)?;
+                        self.repairs
+                            .push(format!("{} link: missing -> relinked", to.display()));
+                    }
+                    let tb = self.open_box(addr, target)?;
+                    let at = CacheRef {
+                        offset: have.cache_offset,
+                        len: have.cache_len,
+                        crc: have.cache_crc,
+                    };
+                    if !have.expunged && tb.cache.read(at).is_err() {
+                        let entry = match cached {
+                            Some(c) => c,
+                            None => {
+                                let bytes = fs::read(&to).map_err(|e| StoreError::io(&to, e))?;
+                                crate::delivery::cache_record(&bytes)
+                            }
+                        };
+                        let at = tb.cache.append(&entry)?;
+                        have.cache_offset = at.offset;
+                        have.cache_len = at.len;
+                        have.cache_crc = at.crc;
+                        tb.index.update(pos, have)?;
+                        self.repairs
+                            .push(format!("{} cache: damaged -> rewritten", to.display()));
+                    }
                 }
                 done.push((su, tu));
                 continue;
@@ -856,11 +881,6 @@ impl Trees {
                 crc: rec.cache_crc,
             },
         )
-    }
-
-    /// Records of an applied mailbox (loading it).
-    pub fn records(&mut self, addr: &Address, id: u32) -> Result<Rc<Vec<Record>>> {
-        Ok(self.open_box(addr, id)?.index.records().clone())
     }
 }
 

@@ -252,18 +252,18 @@ pub fn encode_slot(name: &str) -> [u8; KEYWORD_SLOT_BYTES] {
 }
 
 /// Decodes a slot: `Ok(None)` free, `Ok(Some)` a name, `Err` damaged.
-pub fn decode_slot(b: &[u8]) -> std::result::Result<Option<String>, ()> {
+pub fn decode_slot(b: &[u8]) -> std::result::Result<Option<String>, &'static str> {
     if b.iter().all(|&x| x == 0) {
         return Ok(None);
     }
     if crc32fast::hash(&b[..60]) != le_u32(&b[60..64]) {
-        return Err(());
+        return Err("keyword slot checksum mismatch");
     }
     let n = usize::from(b[0]);
     if n == 0 || n > KEYWORD_BYTES_MAX || b[1 + n..60].iter().any(|&x| x != 0) {
-        return Err(());
+        return Err("keyword slot length");
     }
-    let name = std::str::from_utf8(&b[1..1 + n]).map_err(|_| ())?;
+    let name = std::str::from_utf8(&b[1..1 + n]).map_err(|_| "keyword slot not UTF-8")?;
     Ok(Some(name.to_owned()))
 }
 
@@ -341,8 +341,8 @@ impl Index {
         for slot in bytes[HEADER_BYTES..RECORDS_OFFSET].chunks_exact(KEYWORD_SLOT_BYTES) {
             match decode_slot(slot) {
                 Ok(k) => keywords.push(k),
-                Err(()) if mode == Mode::Recover => keywords.push(None),
-                Err(()) => return Err(corrupt("damaged keyword slot".into())),
+                Err(_) if mode == Mode::Recover => keywords.push(None),
+                Err(r) => return Err(corrupt(r.into())),
             }
         }
         let body = &bytes[RECORDS_OFFSET..];
