@@ -46,38 +46,16 @@ use crate::store::Store;
 
 pub use crate::mailbox::apply::Outcome;
 
-/// Normalises bare LF (and a lone CR) to CRLF; every other byte, 8-bit and NUL included,
-/// is kept. Swap point for `store::message::normalize_crlf` once that lands.
+/// Normalises bare LF to CRLF (`store::message::normalize_crlf`); every other byte,
+/// 8-bit and NUL included, is kept.
 pub fn normalize_crlf(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(msg.len() + msg.len() / 32);
-    let mut i = 0;
-    while i < msg.len() {
-        match msg[i] {
-            b'\r' if msg.get(i + 1) == Some(&b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                i += 2;
-                continue;
-            }
-            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
+    crate::message::normalize_crlf(msg).into_owned()
 }
 
-/// The cache record of a message. Swap point for
-/// `store::message::cache::encode(&store::message::precompute(msg))` once that lands;
-/// until then a minimal record: version 0, then the header length as u64 LE (the offset of
-/// the blank line ending the header, or the whole message when there is none).
+/// The cache record of a message: its MIME structure precomputed once
+/// (`store::message::precompute`) and encoded (`store::message::cache::encode`).
 pub fn cache_record(msg: &[u8]) -> Vec<u8> {
-    let header_len = msg
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(msg.len(), |p| p + 4);
-    let mut rec = vec![0u8];
-    rec.extend_from_slice(&(header_len as u64).to_le_bytes());
-    rec
+    crate::message::cache::encode(&crate::message::precompute(msg))
 }
 
 /// Flags given with a delivery, APPEND or STORE.

@@ -75,8 +75,10 @@ fn deliver_is_invisible_until_synced_then_byte_exact() -> Result<()> {
     let stored = std::fs::read(view.message_path(1)).map_err(|e| StoreError::io("m", e))?;
     assert_eq!(
         stored,
-        b"Subject: x\r\nX-Bin: \x00\xff\xfe\r\n\r\nline\r\nbare\r\ncr\r\n"
+        b"Subject: x\r\nX-Bin: \x00\xff\xfe\r\n\r\nline\r\nbare\rcr\r\n"
     );
+    let cached = store::message::cache::decode(&view.cache_record(1)?);
+    assert!(cached.is_ok());
     assert_eq!(view.get(1).map(|r| r.size), Some(stored.len() as u64));
     assert!(!view.cache_record(1)?.is_empty());
     let st = ms.status(&e.user, "INBOX")?;
