@@ -8,7 +8,7 @@ use plotters::prelude::*;
 
 use crate::stats::Report;
 
-const COLORS: [RGBColor; 8] = [
+const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -17,6 +17,8 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// Percentile `p` (0..1) as "nines": 0.9 -> 1, 0.99 -> 2, 0.999 -> 3.
@@ -44,7 +46,7 @@ pub fn write_svg(report: &Report, path: &Path) -> anyhow::Result<()> {
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(64)
-        .build_cartesian_2d(0f64..max_nines, 0f64..y_max_ms)?;
+        .build_cartesian_2d(0f64..max_nines + 0.05, 0f64..y_max_ms)?;
     chart
         .configure_mesh()
         .x_desc("percentile")
