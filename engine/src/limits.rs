@@ -36,3 +36,11 @@ pub const LOGIN_DELAY_MAX_MS: u64 = 8_000;
 /// Failure records one throttle keeps; past it stale ones are evicted, so a flood
 /// of addresses cannot grow a shard's memory.
 pub const THROTTLE_KEYS_MAX: usize = 100_000;
+
+/// How often an idle shard's committer looks whether its journal is due for a
+/// checkpoint (age-based thresholds live in the store's journal).
+pub const CHECKPOINT_POLL_MS: u64 = 1_000;
+
+/// Seconds an LMTP client may stay silent: MTAs keep delivery connections open
+/// between messages, RFC 5321 §4.5.3.2.7 suggests 5 minutes for the server.
+pub const LMTP_IDLE_SECONDS: u64 = 300;

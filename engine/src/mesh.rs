@@ -10,6 +10,8 @@ use glommio::channels::shared_channel::{
 use crate::admin::proto::{AdminRequest, AdminResponse, SessionView, ShardStats};
 use crate::config::Service;
 use crate::handoff::Handoff;
+use protocols::lmtp::RecipientCheck;
+use std::sync::Arc;
 use store::Address;
 
 pub type ShardId = usize;
@@ -32,6 +34,17 @@ pub enum Request {
     ListLocal,
     /// This shard's counters and sessions.
     Stats,
+    /// LMTP RCPT: may this recipient receive a message of this size now?
+    ValidateRecipient {
+        address: Address,
+        mail_size: Option<u64>,
+    },
+    /// Store `message` for each recipient this shard owns (the bytes cross once
+    /// per owning shard, not once per recipient). The folder is a `+detail`.
+    Deliver {
+        message: Arc<Vec<u8>>,
+        recipients: Vec<(Address, Option<String>)>,
+    },
 }
 
 #[derive(Debug)]
@@ -42,6 +55,20 @@ pub enum Response {
         stats: ShardStats,
         sessions: Vec<SessionView>,
     },
+    Recipient(RecipientCheck),
+    /// One result per recipient of a `Deliver`, in its order.
+    Delivered(Vec<DeliveryResult>),
+}
+
+/// How one recipient's copy of a delivery went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// Durable in the store.
+    Stored,
+    /// Over quota now: the MTA should retry later.
+    OverQuota,
+    /// Anything else; the MTA should retry later.
+    TemporaryFailure(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use crate::config::{Config, Service};
 use crate::limits::{BLOCKING_THREADS_PER_SHARD, MESH_CHANNEL_CAPACITY, STOP_GRACE_MS};
 use crate::mesh::{self, MeshEnds};
 use crate::services;
-use crate::shard::Shard;
+use crate::shard::{Shard, Shared};
 
 enum Event {
     Ready(usize),
@@ -63,15 +63,17 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         let cpu = cpus[id % cpus.len()];
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         stops.push(stop_tx);
-        let config = config.clone();
-        let store = store.clone();
-        let tls = tls.clone();
+        let shared = Shared {
+            config: config.clone(),
+            store: store.clone(),
+            tls: tls.clone(),
+        };
         let events = events_tx.clone();
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
             .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_SHARD))
             .spawn(move || async move {
-                run_shard(id, shards, cpu, config, store, tls, ends, stop_rx, &events).await;
+                run_shard(id, shards, cpu, shared, ends, stop_rx, &events).await;
                 let _ = events.send(Event::Exited(id));
             })
             .map_err(|e| anyhow::anyhow!("starting shard {id} on cpu {cpu}: {e}"))?;
@@ -130,21 +132,29 @@ fn stop_all(stops: &mut Vec<oneshot::Sender<()>>) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_shard(
     id: usize,
     count: usize,
     cpu: usize,
-    config: Config,
-    store: Arc<Store>,
-    tls: Arc<rustls::ServerConfig>,
+    shared: Shared,
     ends: MeshEnds,
     stop: oneshot::Receiver<()>,
     events: &mpsc::Sender<Event>,
 ) {
+    // Every shard connects its mesh ends first: a shard that returned before
+    // connecting would leave the others waiting for it forever.
     let (mesh, receivers) = ends.connect().await;
-    let admin_path = config.admin_socket();
-    let shard = Rc::new(Shard::new(id, count, cpu, config, store, tls, mesh));
+    let mail = match crate::mail::Mail::open(shared.store.clone(), id) {
+        Ok(m) => Rc::new(m),
+        Err(e) => {
+            let _ = events.send(Event::Failed(id, format!("mail store: {e}")));
+            return;
+        }
+    };
+    let admin_path = shared.config.admin_socket();
+    let shard = Rc::new(Shard::new(id, count, cpu, shared, mail, mesh));
+    let committer =
+        glommio::spawn_local(shard.mail.clone().run_committer(shard.shutdown.clone(), id));
     for rx in receivers {
         glommio::spawn_local(services::mesh_receiver(shard.clone(), rx)).detach();
     }
@@ -188,6 +198,8 @@ async fn run_shard(
     while shard.session_count() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
+    // What the sessions staged is made durable before the shard ends.
+    committer.await;
 }
 
 /// Fails early, with the config key, when a port is taken by another process: with

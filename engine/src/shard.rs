@@ -15,9 +15,14 @@ use crate::admin::ops;
 use crate::admin::proto::{SessionView, ShardStats};
 use crate::config::{Config, Service};
 use crate::handoff::Handoff;
-use crate::mesh::{AuthOutcome, Mesh, MeshError, Request, Response, Secret, ShardId};
+use crate::mail::Mail;
+use crate::mesh::{
+    AuthOutcome, DeliveryResult, Mesh, MeshError, Request, Response, Secret, ShardId,
+};
 use crate::shutdown::Shutdown;
 use crate::throttle::Throttle;
+use protocols::lmtp::RecipientCheck;
+use store::delivery::{Flags, InternalDate, Mailstore, Ticket};
 
 pub struct Shard {
     pub id: ShardId,
@@ -28,6 +33,8 @@ pub struct Shard {
     pub store: Arc<Store>,
     /// The TLS server configuration (certificate), shared read-only by all shards.
     pub tls: Arc<rustls::ServerConfig>,
+    /// This shard's mail store and its group commit.
+    pub mail: Rc<Mail>,
     pub mesh: Mesh,
     pub shutdown: Shutdown,
     pub stats: RefCell<ShardStats>,
@@ -38,6 +45,14 @@ pub struct Shard {
     pub ip_throttle: RefCell<Throttle<IpAddr>>,
     /// Failed logins by account, for the accounts this shard owns.
     account_throttle: RefCell<Throttle<Address>>,
+}
+
+/// What every shard gets a copy of at start: read-only after that.
+#[derive(Clone)]
+pub struct Shared {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub tls: Arc<rustls::ServerConfig>,
 }
 
 pub struct SessionInfo {
@@ -79,17 +94,18 @@ impl Shard {
         id: ShardId,
         count: usize,
         cpu: usize,
-        config: Config,
-        store: Arc<Store>,
-        tls: Arc<rustls::ServerConfig>,
+        shared: Shared,
+        mail: Rc<Mail>,
         mesh: Mesh,
     ) -> Shard {
+        let Shared { config, store, tls } = shared;
         Shard {
             id,
             count,
             cpu,
             store,
             tls,
+            mail,
             mesh,
             shutdown: Shutdown::default(),
             stats: RefCell::new(ShardStats {
@@ -178,12 +194,23 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
         } => Response::Auth(authenticate(&shard, address, password, service).await),
         Request::Admin(req) => {
             let store = shard.store.clone();
-            Response::Admin(
-                glommio::executor()
-                    .spawn_blocking(move || ops::execute(&store, req))
-                    .await,
-            )
+            let address = req.address().and_then(|a| Address::parse(a).ok());
+            let answer = glommio::executor()
+                .spawn_blocking(move || ops::execute(&store, req))
+                .await;
+            // The mail store caches profile facts (quota); take the change now.
+            if let Some(a) = address {
+                shard.mail.with(|ms| ms.forget_user(&a));
+            }
+            Response::Admin(answer)
         }
+        Request::ValidateRecipient { address, mail_size } => {
+            Response::Recipient(validate_recipient(&shard, address, mail_size).await)
+        }
+        Request::Deliver {
+            message,
+            recipients,
+        } => Response::Delivered(deliver(&shard, &message, recipients).await),
         Request::ListLocal => {
             let store = shard.store.clone();
             let (id, count) = (shard.id, shard.count);
@@ -198,6 +225,88 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
             Response::Stats { stats, sessions }
         }
     }
+}
+
+/// LMTP's RCPT check, on the owner: the account exists, is enabled, has room.
+async fn validate_recipient(
+    shard: &Rc<Shard>,
+    address: Address,
+    mail_size: Option<u64>,
+) -> RecipientCheck {
+    let store = shard.store.clone();
+    let who = address.clone();
+    let profile = glommio::executor()
+        .spawn_blocking(move || store.account(&who))
+        .await;
+    let profile = match profile {
+        Ok(p) => p,
+        Err(StoreError::NotFound { .. }) => return RecipientCheck::Unknown,
+        Err(e) => {
+            tracing::warn!("rcpt {address}: {e}");
+            return RecipientCheck::TemporaryFailure;
+        }
+    };
+    if profile.flags.disabled {
+        return RecipientCheck::Disabled;
+    }
+    let size = mail_size.unwrap_or(0);
+    if profile.quota_bytes > 0 && size > profile.quota_bytes {
+        return RecipientCheck::MessageOverQuota;
+    }
+    match shard.mail.with(|ms| ms.check_quota(&address, size)) {
+        Ok(()) => RecipientCheck::Accept,
+        Err(StoreError::OverQuota { .. }) => RecipientCheck::OverQuota,
+        Err(e) => {
+            tracing::warn!("rcpt {address}: {e}");
+            RecipientCheck::TemporaryFailure
+        }
+    }
+}
+
+/// Stores `message` for each recipient (all owned here), with one group commit.
+async fn deliver(
+    shard: &Rc<Shard>,
+    message: &[u8],
+    recipients: Vec<(Address, Option<String>)>,
+) -> Vec<DeliveryResult> {
+    let date = InternalDate::now();
+    let staged: Vec<Result<Ticket, StoreError>> = recipients
+        .iter()
+        .map(|(user, folder)| {
+            shard.mail.with(|ms| {
+                let folder = folder.as_deref().and_then(|f| existing_folder(ms, user, f));
+                ms.stage_deliver(user, folder.as_deref(), message, &Flags::default(), date)
+            })
+        })
+        .collect();
+    let commits = staged.into_iter().map(|s| async move {
+        match s {
+            Ok(ticket) => shard.mail.commit(ticket).await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+    });
+    futures::future::join_all(commits)
+        .await
+        .into_iter()
+        .zip(&recipients)
+        .map(|(r, (user, _))| match r {
+            Ok(()) => DeliveryResult::Stored,
+            Err(StoreError::OverQuota { .. }) => DeliveryResult::OverQuota,
+            Err(e) => {
+                tracing::warn!("delivery to {user}: {e}");
+                DeliveryResult::TemporaryFailure(e.to_string())
+            }
+        })
+        .collect()
+}
+
+/// The mailbox a `+detail` names, matched case-insensitively to an existing one
+/// (hierarchy with `/`); `None` (INBOX) when there is none.
+fn existing_folder(ms: &mut Mailstore, user: &Address, detail: &str) -> Option<String> {
+    let list = ms.list_mailboxes(user).ok()?;
+    list.into_iter()
+        .map(|m| m.name)
+        .find(|name| name.eq_ignore_ascii_case(detail))
 }
 
 async fn authenticate(

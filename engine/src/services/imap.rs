@@ -9,7 +9,6 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use futures::future::{Either, select};
 use glommio::net::TcpStream;
 use protocols::imap::{ImapConfig, ImapEvent, ImapHandoff, ImapSession, LoginOutcome};
 use store::Address;
@@ -19,6 +18,7 @@ use crate::conn::{Conn, TlsState};
 use crate::handoff::{self, Handoff, SessionHandoff};
 use crate::limits::READ_CHUNK_BYTES;
 use crate::mesh::{AuthOutcome, Request, Response, Secret};
+use crate::services::{Input, read_input};
 use crate::shard::{SessionGuard, Shard};
 
 const CAPABILITIES: [&str; 3] = ["IMAP4rev1", "ID", "LITERAL+"];
@@ -141,34 +141,19 @@ async fn drive(
         } else {
             limits.idle_preauth_seconds
         });
-        let read = {
-            let read = std::pin::pin!(conn.read(&mut buf[..room]));
-            let timer = std::pin::pin!(glommio::timer::sleep(idle));
-            let stop = std::pin::pin!(select(shard.shutdown.wait(), timer));
-            match select(read, stop).await {
-                Either::Left((r, _)) => Ok(r),
-                Either::Right((Either::Left(_), _)) => {
-                    Err("* BYE [UNAVAILABLE] Server shutting down\r\n")
-                }
-                Either::Right((Either::Right(_), _)) => {
-                    Err("* BYE Autologout; idle for too long\r\n")
-                }
+        let bye: &[u8] = match read_input(&shard, &mut conn, &mut buf[..room], idle).await {
+            Input::Read(n) if n > 0 => {
+                // An overflow has queued a BYE and a Close event; the loop sends them.
+                let _ = session.handle_input(&buf[..n]);
+                continue;
             }
+            Input::Read(_) | Input::Failed => return,
+            Input::Stopping => b"* BYE [UNAVAILABLE] Server shutting down\r\n",
+            Input::Idle => b"* BYE Autologout; idle for too long\r\n",
         };
-        let n = match read {
-            Ok(Ok(n)) => n,
-            Ok(Err(_)) => return,
-            Err(bye) => {
-                let _ = conn.write_all(bye.as_bytes()).await;
-                conn.close().await;
-                return;
-            }
-        };
-        if n == 0 {
-            return;
-        }
-        // An overflow has queued a BYE and a Close event; the loop sends them.
-        let _ = session.handle_input(&buf[..n]);
+        let _ = conn.write_all(bye).await;
+        conn.close().await;
+        return;
     }
 }
 

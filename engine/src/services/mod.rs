@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod imap;
+pub mod lmtp;
 pub mod placeholder;
 
 use std::net::SocketAddr;
@@ -12,7 +13,10 @@ use futures::future::{Either, select};
 use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::net::{TcpListener, TcpStream};
 
+use std::time::Duration;
+
 use crate::config::Service;
+use crate::conn::Conn;
 use crate::handoff::{Handoff, SessionHandoff};
 use crate::mesh::MeshMsg;
 use crate::shard::{Shard, handle_request};
@@ -115,7 +119,32 @@ async fn serve_connection(shard: Rc<Shard>, service: Service, stream: TcpStream)
     }
     match service {
         Service::Imap | Service::Imaps => imap::serve(shard, service, stream, peer).await,
+        Service::Lmtp => lmtp::serve(shard, stream, peer).await,
         other => placeholder::serve(shard, other, stream, peer).await,
+    }
+}
+
+/// What a session's wait for input ended with.
+pub enum Input {
+    /// Bytes (0 = the peer closed).
+    Read(usize),
+    Failed,
+    /// The shard is stopping.
+    Stopping,
+    /// Nothing arrived for the idle limit.
+    Idle,
+}
+
+/// Reads from `conn`, unless the shard stops or the peer stays silent for `idle`.
+pub async fn read_input(shard: &Shard, conn: &mut Conn, buf: &mut [u8], idle: Duration) -> Input {
+    let read = std::pin::pin!(conn.read(buf));
+    let timer = std::pin::pin!(glommio::timer::sleep(idle));
+    let stop = std::pin::pin!(select(shard.shutdown.wait(), timer));
+    match select(read, stop).await {
+        Either::Left((Ok(n), _)) => Input::Read(n),
+        Either::Left((Err(_), _)) => Input::Failed,
+        Either::Right((Either::Left(_), _)) => Input::Stopping,
+        Either::Right((Either::Right(_), _)) => Input::Idle,
     }
 }
 

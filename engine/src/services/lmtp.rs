@@ -1,0 +1,162 @@
+//! The LMTP delivery channel (issue 4): drives a sans-IO `LmtpSession`. Each RCPT
+//! is validated by the shard that owns the recipient, so unknown, disabled and
+//! over-quota recipients are refused before the message is sent; after the data,
+//! each owning shard gets the message once with its recipients, stores it with one
+//! group commit, and only then is each recipient answered.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::net::TcpStream;
+use protocols::lmtp::{LmtpConfig, LmtpEvent, LmtpSession, RecipientCheck, Reply};
+use store::Address;
+
+use crate::config::Service;
+use crate::conn::Conn;
+use crate::limits::{LMTP_IDLE_SECONDS, READ_CHUNK_BYTES};
+use crate::mesh::{DeliveryResult, Request, Response};
+use crate::services::{Input, read_input};
+use crate::shard::Shard;
+
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
+    let _guard = shard.register_session(Service::Lmtp, peer, None);
+    let mut conn = Conn::plain(stream);
+    let mut session = LmtpSession::new(LmtpConfig {
+        server_name: "msgstore".into(),
+        ..LmtpConfig::default()
+    });
+    let mut message: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        while let Some(out) = session.poll_output() {
+            if conn.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+        if let Some(event) = session.poll_event() {
+            match event {
+                LmtpEvent::ValidateRecipient { address, mail_size } => {
+                    let check = validate(&shard, &address, mail_size).await;
+                    session.recipient_checked(check);
+                }
+                LmtpEvent::Data { bytes } => message.extend_from_slice(&bytes),
+                LmtpEvent::DiscardData => message.clear(),
+                LmtpEvent::Deliver {
+                    mail_from,
+                    recipients,
+                    ..
+                } => {
+                    let body = std::mem::take(&mut message);
+                    let replies = deliver(&shard, &mail_from, &recipients, body).await;
+                    for (i, reply) in replies.into_iter().enumerate() {
+                        session.recipient_result(i, reply);
+                    }
+                }
+                LmtpEvent::Close => {
+                    conn.close().await;
+                    return;
+                }
+            }
+            continue;
+        }
+        let room = session.input_room().clamp(1, buf.len());
+        let idle = Duration::from_secs(LMTP_IDLE_SECONDS);
+        let bye: &[u8] = match read_input(&shard, &mut conn, &mut buf[..room], idle).await {
+            Input::Read(n) if n > 0 => {
+                let _ = session.handle_input(&buf[..n]);
+                continue;
+            }
+            // A connection that ends mid-message delivers nothing.
+            Input::Read(_) | Input::Failed => return,
+            Input::Stopping => b"421 4.3.2 Server shutting down\r\n",
+            Input::Idle => b"421 4.4.2 Idle for too long\r\n",
+        };
+        let _ = conn.write_all(bye).await;
+        conn.close().await;
+        return;
+    }
+}
+
+async fn validate(shard: &Rc<Shard>, address: &str, mail_size: Option<u64>) -> RecipientCheck {
+    let Ok((user, _folder)) = Address::parse_recipient(address) else {
+        return RecipientCheck::Unknown;
+    };
+    let owner = shard.owner_of(&user);
+    match shard
+        .call(
+            owner,
+            Request::ValidateRecipient {
+                address: user,
+                mail_size,
+            },
+        )
+        .await
+    {
+        Ok(Response::Recipient(check)) => check,
+        _ => RecipientCheck::TemporaryFailure,
+    }
+}
+
+/// Delivers to every recipient, each owning shard once; one reply per recipient.
+async fn deliver(
+    shard: &Rc<Shard>,
+    mail_from: &str,
+    recipients: &[String],
+    body: Vec<u8>,
+) -> Vec<Reply> {
+    let mut message = Vec::with_capacity(body.len() + mail_from.len() + 20);
+    message.extend_from_slice(b"Return-Path: <");
+    message.extend_from_slice(mail_from.as_bytes());
+    message.extend_from_slice(b">\r\n");
+    message.extend_from_slice(&body);
+    drop(body);
+    let message = Arc::new(message);
+
+    let mut replies: Vec<Reply> = vec![Reply::temporary_failure(); recipients.len()];
+    // owner -> (recipient index, address, folder)
+    let mut by_owner: BTreeMap<usize, Vec<(usize, Address, Option<String>)>> = BTreeMap::new();
+    for (i, r) in recipients.iter().enumerate() {
+        if let Ok((user, folder)) = Address::parse_recipient(r) {
+            by_owner
+                .entry(shard.owner_of(&user))
+                .or_default()
+                .push((i, user, folder));
+        }
+    }
+    let calls = by_owner.into_iter().map(|(owner, list)| {
+        let message = message.clone();
+        async move {
+            let indices: Vec<usize> = list.iter().map(|(i, _, _)| *i).collect();
+            let recipients = list.into_iter().map(|(_, u, f)| (u, f)).collect();
+            let answer = shard
+                .call(
+                    owner,
+                    Request::Deliver {
+                        message,
+                        recipients,
+                    },
+                )
+                .await;
+            (indices, answer)
+        }
+    });
+    for (indices, answer) in futures::future::join_all(calls).await {
+        let results = match answer {
+            Ok(Response::Delivered(results)) => results,
+            _ => continue,
+        };
+        for (i, result) in indices.into_iter().zip(results) {
+            if let Some(slot) = replies.get_mut(i) {
+                *slot = match result {
+                    DeliveryResult::Stored => Reply::delivered(),
+                    DeliveryResult::OverQuota => Reply::mailbox_full(),
+                    DeliveryResult::TemporaryFailure(_) => Reply::temporary_failure(),
+                };
+            }
+        }
+    }
+    replies
+}
