@@ -721,6 +721,27 @@ impl Mailstore {
         }
     }
 
+    /// Online reconstruct on the owning shard (see `reconstruct`): refused while the user
+    /// has staged changes; the user's cached state is dropped before and after.
+    pub fn reconstruct_user(
+        &mut self,
+        user: &Address,
+        progress: impl FnMut(crate::reconstruct::Progress),
+    ) -> Result<crate::reconstruct::Report> {
+        if !self.forget_user(user) {
+            return Err(StoreError::MailboxNotAllowed {
+                action: "reconstruct",
+                name: user.to_string(),
+                reason: "changes are waiting for the journal; retry",
+            });
+        }
+        let seq = self.journal.written_seq();
+        let report =
+            crate::reconstruct::reconstruct_user_at(&self.trees.store, user, Some(seq), progress);
+        self.forget_user(user);
+        report
+    }
+
     /// Journal bytes in the current segment (metrics).
     pub fn journal_bytes(&self) -> u64 {
         self.journal.current_bytes()
