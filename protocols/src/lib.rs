@@ -6,6 +6,7 @@ pub mod imap;
 pub mod limits;
 mod line;
 pub mod lmtp;
+pub mod pop3;
 pub mod secret;
 
 pub use secret::Secret;
