@@ -7,6 +7,7 @@ pub mod limits;
 mod line;
 pub mod lmtp;
 pub mod pop3;
+pub mod poppassd;
 pub mod secret;
 
 pub use secret::Secret;
