@@ -14,6 +14,7 @@ pub mod conn;
 pub mod event;
 pub mod handoff;
 pub mod limits;
+pub mod listener;
 pub mod mail;
 pub mod mesh;
 pub mod runtime;

@@ -44,3 +44,7 @@ pub const CHECKPOINT_POLL_MS: u64 = 1_000;
 /// Seconds an LMTP client may stay silent: MTAs keep delivery connections open
 /// between messages, RFC 5321 §4.5.3.2.7 suggests 5 minutes for the server.
 pub const LMTP_IDLE_SECONDS: u64 = 300;
+
+/// Pending connections the kernel queues per listener and shard before refusing:
+/// covers a reconnect storm after a restart.
+pub const LISTEN_BACKLOG: i32 = 4096;

@@ -253,7 +253,9 @@ async fn validate_recipient(
     if profile.quota_bytes > 0 && size > profile.quota_bytes {
         return RecipientCheck::MessageOverQuota;
     }
-    match shard.mail.with(|ms| ms.check_quota(&address, size)) {
+    // Without SIZE= the message is at least one byte: a mailbox filled to the
+    // byte is full.
+    match shard.mail.with(|ms| ms.check_quota(&address, size.max(1))) {
         Ok(()) => RecipientCheck::Accept,
         Err(StoreError::OverQuota { .. }) => RecipientCheck::OverQuota,
         Err(e) => {

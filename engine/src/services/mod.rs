@@ -50,7 +50,7 @@ pub fn bind_all(shard: &Shard) -> Result<Vec<Listener>, String> {
             continue;
         };
         if accepts {
-            let l = TcpListener::bind(addr)
+            let l = crate::listener::bind_shared(addr)
                 .map_err(|e| format!("listen.{} {addr}: {e}", service.key()))?;
             out.push(Listener::Shared(service, l));
         }
@@ -61,7 +61,7 @@ pub fn bind_all(shard: &Shard) -> Result<Vec<Listener>, String> {
                     shard.id
                 )
             })?;
-            let l = TcpListener::bind(own)
+            let l = crate::listener::bind_shared(own)
                 .map_err(|e| format!("listen.lmtp (shard {}) {own}: {e}", shard.id))?;
             out.push(Listener::ShardLmtp(l));
         }
@@ -110,6 +110,9 @@ async fn serve_connection(shard: Rc<Shard>, service: Service, stream: TcpStream)
     let Ok(peer) = stream.peer_addr() else {
         return;
     };
+    // Answers are small and often follow each other (pipelining, LMTP's per-
+    // recipient replies): Nagle would hold them for the client's delayed ACK.
+    let _ = stream.set_nodelay(true);
     if shard.session_count() >= crate::limits::SESSIONS_PER_SHARD_MAX
         || shard.sessions_of(peer.ip()) >= shard.config.limits.connections_per_ip
     {
