@@ -48,3 +48,7 @@ pub const LMTP_IDLE_SECONDS: u64 = 300;
 /// Pending connections the kernel queues per listener and shard before refusing:
 /// covers a reconnect storm after a restart.
 pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// A shard that has not bound its listeners this long after start is reported:
+/// starting takes milliseconds, so this means something is stuck.
+pub const STARTUP_WARN_SECONDS: u64 = 10;

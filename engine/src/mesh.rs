@@ -148,7 +148,19 @@ impl MeshEnds {
             }
         }));
         let receivers = futures::future::join_all(self.receivers.into_iter().map(|r| r.connect()));
-        let (senders, receivers) = futures::future::join(senders, receivers).await;
+        let connect = std::pin::pin!(futures::future::join(senders, receivers));
+        // glommio re-polls a pending channel connection only when its reactor turns
+        // over; a ticking timer keeps it turning, so a peer that connects while this
+        // executor would sleep cannot leave it waiting forever.
+        let ticker = std::pin::pin!(async {
+            loop {
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        });
+        let (senders, receivers) = match futures::future::select(connect, ticker).await {
+            futures::future::Either::Left((connected, _)) => connected,
+            futures::future::Either::Right((never, _)) => never,
+        };
         (
             Mesh {
                 me: self.me,

@@ -14,7 +14,9 @@ use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use store::{Store, StoreLock};
 
 use crate::config::{Config, Service};
-use crate::limits::{BLOCKING_THREADS_PER_SHARD, MESH_CHANNEL_CAPACITY, STOP_GRACE_MS};
+use crate::limits::{
+    BLOCKING_THREADS_PER_SHARD, MESH_CHANNEL_CAPACITY, STARTUP_WARN_SECONDS, STOP_GRACE_MS,
+};
 use crate::mesh::{self, MeshEnds};
 use crate::services;
 use crate::shard::{Shard, Shared};
@@ -84,8 +86,25 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let mut ready = 0;
     let mut failure = None;
     let mut running = shards;
+    let started = std::time::Instant::now();
+    let mut warned = false;
     while running > 0 {
-        let Ok(event) = events.recv() else { break };
+        let event = match events.recv_timeout(Duration::from_secs(1)) {
+            Ok(e) => e,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if ready < shards
+                    && !warned
+                    && started.elapsed() > Duration::from_secs(STARTUP_WARN_SECONDS)
+                {
+                    warned = true;
+                    tracing::warn!(
+                        "only {ready} of {shards} shards are listening after {STARTUP_WARN_SECONDS} s"
+                    );
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         match event {
             Event::Ready(id) => {
                 tracing::debug!("shard {id} listening");
@@ -144,6 +163,7 @@ async fn run_shard(
     // Every shard connects its mesh ends first: a shard that returned before
     // connecting would leave the others waiting for it forever.
     let (mesh, receivers) = ends.connect().await;
+    tracing::debug!("shard {id}: mesh connected");
     let mail = match crate::mail::Mail::open(shared.store.clone(), id) {
         Ok(m) => Rc::new(m),
         Err(e) => {
