@@ -8,6 +8,7 @@ mod line;
 pub mod lmtp;
 pub mod pop3;
 pub mod poppassd;
+pub mod sasl;
 pub mod secret;
 
 pub use secret::Secret;
