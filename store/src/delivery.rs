@@ -196,9 +196,35 @@ impl Mailstore {
         let mut report = RecoveryReport::default();
         let (old, last_seq) = Journal::replay(&dir, shard, |r| {
             report.records += 1;
-            match Op::decode(&r.payload).and_then(|op| trees.apply(r.seq, &op, None)) {
-                Ok(_) => {}
-                Err(e) => report.failures.push(format!("record {}: {e}", r.seq)),
+            let op = match Op::decode(&r.payload) {
+                Ok(op) => op,
+                Err(e) => {
+                    report.failures.push(format!("record {}: {e}", r.seq));
+                    return Ok(());
+                }
+            };
+            if let Err(e) = trees.apply(r.seq, &op, None) {
+                report.failures.push(format!("record {}: {e}", r.seq));
+                // The journal is deleted after replay: an acknowledged message must not go
+                // with it. It is left in its mailbox folder under a name reconstruct adopts.
+                if let Op::Deliver {
+                    user,
+                    mailbox,
+                    message,
+                    ..
+                } = &op
+                {
+                    let dir = crate::mailbox::mailbox_dir(&store.user_dir(user), *mailbox);
+                    let path = dir.join(format!("recovered-{}", r.seq));
+                    std::fs::create_dir_all(&dir)
+                        .and_then(|()| std::fs::write(&path, message))
+                        .map_err(|e| StoreError::io(&path, e))?;
+                    report.repairs.push(format!(
+                        "{} journal record {}: unapplied -> kept",
+                        path.display(),
+                        r.seq
+                    ));
+                }
             }
             Ok(())
         })?;
