@@ -61,6 +61,12 @@ pub enum StoreError {
     /// The journal could not be made durable; the shard must restart and replay.
     #[error("journal failed: {reason}")]
     JournalFailed { reason: String },
+    /// No forwarding entry exists for the address.
+    #[error("no forwarding entry for {address}")]
+    NoSuchForward { address: String },
+    /// No outbound queue entry with that id.
+    #[error("no such queue entry: {id}")]
+    NoSuchQueueEntry { id: String },
     /// An operating-system error on a path.
     #[error("{}: {source}", path.display())]
     Io {

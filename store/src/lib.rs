@@ -7,6 +7,7 @@ pub mod address;
 pub mod durable;
 pub mod error;
 pub mod format;
+pub mod forward;
 pub mod hash;
 pub mod limits;
 pub mod lock;
