@@ -31,6 +31,7 @@ pub struct Handoff {
 
 pub enum SessionHandoff {
     Imap(Box<protocols::imap::ImapHandoff>),
+    Pop3(Box<protocols::pop3::Pop3Handoff>),
 }
 
 /// Detaches the socket from this shard's executor.

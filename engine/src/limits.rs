@@ -52,3 +52,7 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// A shard that has not bound its listeners this long after start is reported:
 /// starting takes milliseconds, so this means something is stuck.
 pub const STARTUP_WARN_SECONDS: u64 = 10;
+
+/// Bytes of a message file read and dot-stuffed per step of RETR/TOP: large enough
+/// to keep the socket busy, small enough that a 100 MB message costs no more memory.
+pub const POP3_RETR_CHUNK_BYTES: usize = 64 * 1024;

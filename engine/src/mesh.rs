@@ -79,6 +79,9 @@ pub enum AuthOutcome {
     Failed,
     /// The store could not be read; the client may retry.
     Unavailable,
+    /// The password is right but the account may not use this service (usage
+    /// flags) or is disabled. Told only to a client that knew the password.
+    NotPermitted,
 }
 
 pub enum MeshMsg {

@@ -2,7 +2,7 @@
 //! touched by another thread; other shards reach it through `Shard::call`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -45,6 +45,20 @@ pub struct Shard {
     pub ip_throttle: RefCell<Throttle<IpAddr>>,
     /// Failed logins by account, for the accounts this shard owns.
     account_throttle: RefCell<Throttle<Address>>,
+    /// Maildrops with a POP3 session (RFC 1939: one at a time).
+    pop_locks: RefCell<HashSet<Address, ahash::RandomState>>,
+}
+
+/// Holds a user's POP3 maildrop lock while it lives.
+pub struct MaildropLock {
+    shard: Rc<Shard>,
+    user: Address,
+}
+
+impl Drop for MaildropLock {
+    fn drop(&mut self) {
+        self.shard.pop_locks.borrow_mut().remove(&self.user);
+    }
 }
 
 /// What every shard gets a copy of at start: read-only after that.
@@ -117,6 +131,7 @@ impl Shard {
             per_ip: RefCell::new(HashMap::default()),
             ip_throttle: RefCell::new(Throttle::new(&config.auth)),
             account_throttle: RefCell::new(Throttle::new(&config.auth)),
+            pop_locks: RefCell::new(HashSet::default()),
             config,
         }
     }
@@ -128,6 +143,18 @@ impl Shard {
 
     pub fn session_count(&self) -> usize {
         self.sessions.borrow().len()
+    }
+
+    /// Takes `user`'s POP3 maildrop lock; `None` while another session holds it.
+    /// Only the owning shard serves a user's POP3 sessions, so a local set is the lock.
+    pub fn lock_maildrop(self: &Rc<Self>, user: &Address) -> Option<MaildropLock> {
+        self.pop_locks
+            .borrow_mut()
+            .insert(user.clone())
+            .then(|| MaildropLock {
+                shard: self.clone(),
+                user: user.clone(),
+            })
     }
 
     /// Live sessions of `ip` on this shard.
@@ -347,7 +374,7 @@ async fn authenticate(
                     .failure(&key, Instant::now()),
             )
         }
-        AuthOutcome::Unavailable => None,
+        AuthOutcome::Unavailable | AuthOutcome::NotPermitted => None,
     };
     if let Some(d) = delay.filter(|d| !d.is_zero()) {
         glommio::timer::sleep(d).await;
@@ -381,17 +408,19 @@ fn check_password(
         let _ = store::password::verify_password(dummy_hash(), password);
         return AuthOutcome::Failed;
     };
-    let verified = store::password::verify_password(hash, password);
+    if !store::password::verify_password(hash, password) {
+        return AuthOutcome::Failed;
+    }
     let allowed = !profile.flags.disabled
         && match service {
             Service::Imap | Service::Imaps => profile.flags.imap,
             Service::Pop3 | Service::Pop3s => profile.flags.pop,
             _ => true,
         };
-    if verified && allowed {
+    if allowed {
         AuthOutcome::Ok
     } else {
-        AuthOutcome::Failed
+        AuthOutcome::NotPermitted
     }
 }
 

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use glommio::net::TcpStream;
 use protocols::imap::{ImapConfig, ImapEvent, ImapHandoff, ImapSession, LoginOutcome};
@@ -17,7 +17,8 @@ use crate::config::Service;
 use crate::conn::{Conn, TlsState};
 use crate::handoff::{self, Handoff, SessionHandoff};
 use crate::limits::READ_CHUNK_BYTES;
-use crate::mesh::{AuthOutcome, Request, Response, Secret};
+use crate::mesh::AuthOutcome;
+use crate::services::auth::login;
 use crate::services::{Input, read_input};
 use crate::shard::{SessionGuard, Shard};
 
@@ -154,59 +155,6 @@ async fn drive(
         let _ = conn.write_all(bye).await;
         conn.close().await;
         return;
-    }
-}
-
-/// Asks the owning shard to check the password. A name that is not an address can
-/// own nothing, so it fails like an unknown user.
-async fn login(
-    shard: &Rc<Shard>,
-    service: Service,
-    peer: SocketAddr,
-    username: &[u8],
-    password: Secret,
-) -> Result<Address, AuthOutcome> {
-    let ip = peer.ip();
-    if shard
-        .ip_throttle
-        .borrow_mut()
-        .is_blocked(&ip, Instant::now())
-    {
-        let mut stats = shard.stats.borrow_mut();
-        stats.logins_blocked += 1;
-        stats.logins_failed += 1;
-        return Err(AuthOutcome::Failed);
-    }
-    let user = std::str::from_utf8(username)
-        .ok()
-        .and_then(|u| Address::parse(u).ok());
-    let outcome = match &user {
-        None => AuthOutcome::Failed,
-        Some(user) => {
-            let req = Request::Authenticate {
-                address: user.clone(),
-                password,
-                service,
-            };
-            match shard.call(shard.owner_of(user), req).await {
-                Ok(Response::Auth(outcome)) => outcome,
-                Ok(_) | Err(_) => AuthOutcome::Unavailable,
-            }
-        }
-    };
-    match (outcome, user) {
-        (AuthOutcome::Ok, Some(user)) => {
-            shard.ip_throttle.borrow_mut().success(&ip);
-            Ok(user)
-        }
-        (AuthOutcome::Unavailable, _) => Err(AuthOutcome::Unavailable),
-        _ => {
-            let delay = shard.ip_throttle.borrow_mut().failure(&ip, Instant::now());
-            if !delay.is_zero() {
-                glommio::timer::sleep(delay).await;
-            }
-            Err(AuthOutcome::Failed)
-        }
     }
 }
 

@@ -2,9 +2,11 @@
 //! receivers, and the session drivers they spawn.
 
 pub mod admin;
+pub mod auth;
 pub mod imap;
 pub mod lmtp;
 pub mod placeholder;
+pub mod pop3;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -123,6 +125,7 @@ async fn serve_connection(shard: Rc<Shard>, service: Service, stream: TcpStream)
     match service {
         Service::Imap | Service::Imaps => imap::serve(shard, service, stream, peer).await,
         Service::Lmtp => lmtp::serve(shard, stream, peer).await,
+        Service::Pop3 | Service::Pop3s => pop3::serve(shard, service, stream, peer).await,
         other => placeholder::serve(shard, other, stream, peer).await,
     }
 }
@@ -184,6 +187,9 @@ async fn adopt(shard: Rc<Shard>, h: Handoff) {
     } = h;
     tracing::debug!("adopting {service:?} session of {user} from shard {from_shard}");
     match session {
+        SessionHandoff::Pop3(state) => {
+            pop3::adopt(shard, service, fd, tls, peer, user, *state).await
+        }
         SessionHandoff::Imap(state) => {
             imap::adopt(shard, service, fd, tls, peer, user, *state).await
         }

@@ -1,0 +1,351 @@
+//! Drives a sans-IO `Pop3Session` (issue 6). Login happens where the connection
+//! landed; the session then moves to the owning shard, which locks the maildrop
+//! (INBOX; one POP3 session at a time), lists it, streams messages from their
+//! ready-to-download files through the dot-stuffer in chunks (never a whole large
+//! message in memory), and at QUIT expunges the deleted messages durably before
+//! answering `+OK`.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use glommio::io::BufferedFile;
+use glommio::net::TcpStream;
+use protocols::pop3::{
+    DotStuffer, LoginOutcome, MaildropError, Pop3Config, Pop3Event, Pop3Handoff, Pop3Session,
+    RetrieveError,
+};
+use store::Address;
+use store::mailbox::view::MailboxView;
+
+use crate::config::Service;
+use crate::conn::{Conn, TlsState};
+use crate::handoff::{self, Handoff, SessionHandoff};
+use crate::limits::{POP3_RETR_CHUNK_BYTES, READ_CHUNK_BYTES};
+use crate::mesh::AuthOutcome;
+use crate::services::auth::login;
+use crate::services::{Input, read_input};
+use crate::shard::{MaildropLock, SessionGuard, Shard};
+
+/// What the owning shard holds for an open maildrop.
+struct Maildrop {
+    user: Address,
+    view: MailboxView,
+    /// UIDs in message-number order (POP3 numbers are positions in this list).
+    uids: Vec<u32>,
+    _lock: MaildropLock,
+}
+
+pub async fn serve(shard: Rc<Shard>, service: Service, stream: TcpStream, peer: SocketAddr) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let guard = shard.register_session(service, peer, None);
+    let conn = if service == Service::Pop3s {
+        match Conn::start_tls(stream, shard.tls.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("pop3s {peer}: {e}");
+                return;
+            }
+        }
+    } else {
+        Conn::plain(stream)
+    };
+    let mut session = Pop3Session::new(Pop3Config {
+        server_name: "msgstore".into(),
+        // APOP and SASL need the stored verifiers of the auth issue; until they
+        // are there, neither is offered.
+        apop_timestamp: None,
+        sasl_mechanisms: Vec::new(),
+        stls_available: !conn.is_tls(),
+        plaintext_auth_allowed: shard.config.auth.plaintext_allowed(local),
+    });
+    if conn.is_tls() {
+        session.set_tls_active();
+    }
+    drive(shard, service, conn, peer, session, guard, None).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn adopt(
+    shard: Rc<Shard>,
+    service: Service,
+    fd: OwnedFd,
+    tls: Option<TlsState>,
+    peer: SocketAddr,
+    user: Address,
+    state: Pop3Handoff,
+) {
+    let conn = Conn::from_parts(handoff::attach(fd), tls);
+    let mut session = Pop3Session::from_handoff(state);
+    session.login_result(LoginOutcome::Ok {
+        user: user.to_string(),
+    });
+    let guard = shard.register_session(service, peer, Some(user));
+    drive(shard, service, conn, peer, session, guard, None).await;
+}
+
+async fn drive(
+    shard: Rc<Shard>,
+    service: Service,
+    mut conn: Conn,
+    peer: SocketAddr,
+    mut session: Pop3Session,
+    guard: SessionGuard,
+    mut maildrop: Option<Maildrop>,
+) {
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        while let Some(out) = session.poll_output() {
+            if conn.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+        if let Some(event) = session.poll_event() {
+            match event {
+                Pop3Event::Login { user, password } => {
+                    match login(&shard, service, peer, user.as_bytes(), password).await {
+                        Ok(user) => {
+                            let owner = shard.owner_of(&user);
+                            if owner == shard.id {
+                                session.login_result(LoginOutcome::Ok {
+                                    user: user.to_string(),
+                                });
+                                guard.set_user(user);
+                            } else {
+                                drop(guard);
+                                move_to_owner(&shard, service, owner, conn, peer, user, session)
+                                    .await;
+                                return;
+                            }
+                        }
+                        Err(AuthOutcome::NotPermitted) => {
+                            session.login_result(LoginOutcome::NotPermitted)
+                        }
+                        Err(AuthOutcome::Unavailable) => {
+                            session.login_result(LoginOutcome::Unavailable)
+                        }
+                        Err(_) => session.login_result(LoginOutcome::Failed),
+                    }
+                }
+                Pop3Event::LoginApop { .. } => session.login_result(LoginOutcome::Failed),
+                Pop3Event::SaslStart { .. } | Pop3Event::SaslResponse { .. } => {
+                    session.sasl_done(LoginOutcome::Failed)
+                }
+                Pop3Event::SaslAborted => {}
+                Pop3Event::OpenMaildrop { user } => match open_maildrop(&shard, &user) {
+                    Ok((drop_, listing)) => {
+                        maildrop = Some(drop_);
+                        session.maildrop_opened(listing);
+                    }
+                    Err(e) => session.maildrop_failed(e),
+                },
+                Pop3Event::StartTls => {
+                    let (stream, _) = conn.into_parts();
+                    conn = match Conn::start_tls(stream, shard.tls.clone()) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!("stls {peer}: {e}");
+                            return;
+                        }
+                    };
+                    session.tls_started();
+                }
+                Pop3Event::Retrieve { msg, top_lines } => {
+                    let Some(md) = maildrop.as_ref() else {
+                        session.retrieve_failed(RetrieveError::Temporary);
+                        continue;
+                    };
+                    if retrieve(&mut conn, &mut session, md, msg, top_lines)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Pop3Event::Update { deleted } => {
+                    let ok = match maildrop.as_ref() {
+                        Some(md) => expunge(&shard, md, &deleted).await,
+                        None => deleted.is_empty(),
+                    };
+                    session.update_done(ok);
+                    maildrop = None;
+                }
+                Pop3Event::Close => {
+                    conn.close().await;
+                    return;
+                }
+            }
+            continue;
+        }
+        let room = session.input_room().clamp(1, buf.len());
+        let limits = &shard.config.limits;
+        let idle = Duration::from_secs(if session.user().is_some() {
+            limits.idle_pop3_seconds
+        } else {
+            limits.idle_preauth_seconds
+        });
+        let bye: &[u8] = match read_input(&shard, &mut conn, &mut buf[..room], idle).await {
+            Input::Read(n) if n > 0 => {
+                let _ = session.handle_input(&buf[..n]);
+                continue;
+            }
+            // A dropped connection deletes nothing; the lock goes with `maildrop`.
+            Input::Read(_) | Input::Failed => return,
+            Input::Stopping => b"-ERR [SYS/TEMP] Server shutting down\r\n",
+            Input::Idle => b"-ERR Autologout; idle for too long\r\n",
+        };
+        let _ = conn.write_all(bye).await;
+        conn.close().await;
+        return;
+    }
+}
+
+/// Locks and lists the maildrop. UIDL is the UIDVALIDITY and the UID in hex: stable
+/// across sessions, restarts and reconstruct (which keeps both).
+fn open_maildrop(
+    shard: &Rc<Shard>,
+    user: &str,
+) -> Result<(Maildrop, Vec<(u64, String)>), MaildropError> {
+    let user = Address::parse(user).map_err(|_| MaildropError::Permanent)?;
+    let lock = shard.lock_maildrop(&user).ok_or(MaildropError::InUse)?;
+    let view = shard
+        .mail
+        .with(|ms| ms.open_mailbox(&user, "INBOX"))
+        .map_err(|e| {
+            tracing::warn!("pop3 maildrop of {user}: {e}");
+            MaildropError::Temporary
+        })?;
+    let uidvalidity = view.uidvalidity();
+    let mut uids = Vec::new();
+    let mut listing = Vec::new();
+    for rec in view.records() {
+        uids.push(rec.uid);
+        listing.push((rec.size, format!("{uidvalidity:08x}{:08x}", rec.uid)));
+    }
+    Ok((
+        Maildrop {
+            user,
+            view,
+            uids,
+            _lock: lock,
+        },
+        listing,
+    ))
+}
+
+/// Streams message `msg` (0-based) through the dot-stuffer, in chunks.
+async fn retrieve(
+    conn: &mut Conn,
+    session: &mut Pop3Session,
+    md: &Maildrop,
+    msg: usize,
+    top_lines: Option<u32>,
+) -> std::io::Result<()> {
+    let Some(uid) = md.uids.get(msg).copied() else {
+        session.retrieve_failed(RetrieveError::Gone);
+        return Ok(());
+    };
+    let file = match BufferedFile::open(md.view.message_path(uid)).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("pop3 {} uid {uid}: {e}", md.user);
+            session.retrieve_failed(RetrieveError::Gone);
+            return Ok(());
+        }
+    };
+    session.retrieve_started();
+    let mut out = session.poll_output().unwrap_or_default();
+    let mut stuffer = match top_lines {
+        Some(n) => DotStuffer::top(n),
+        None => DotStuffer::new(),
+    };
+    let mut pos = 0u64;
+    loop {
+        if stuffer.is_done() {
+            break;
+        }
+        let chunk = match file.read_at(pos, POP3_RETR_CHUNK_BYTES).await {
+            Ok(c) => c,
+            Err(e) => {
+                // The +OK is out: all that is left is to drop the connection.
+                tracing::warn!("pop3 {} uid {uid}: read: {e}", md.user);
+                let _ = file.close().await;
+                return Err(std::io::Error::other("message file unreadable"));
+            }
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        pos += chunk.len() as u64;
+        stuffer.push(&chunk, &mut out);
+        conn.write_all(&out).await?;
+        out.clear();
+    }
+    let _ = file.close().await;
+    stuffer.finish(&mut out);
+    session.retrieve_done();
+    conn.write_all(&out).await
+}
+
+/// Expunges the messages DELE marked; `true` once durable.
+async fn expunge(shard: &Rc<Shard>, md: &Maildrop, deleted: &[usize]) -> bool {
+    let uids: Vec<u32> = deleted
+        .iter()
+        .filter_map(|i| md.uids.get(*i).copied())
+        .collect();
+    if uids.is_empty() {
+        return true;
+    }
+    let ticket = match shard
+        .mail
+        .with(|ms| ms.stage_expunge(&md.user, "INBOX", &uids))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("pop3 expunge for {}: {e}", md.user);
+            return false;
+        }
+    };
+    match shard.mail.commit(ticket).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!("pop3 expunge for {}: {e}", md.user);
+            false
+        }
+    }
+}
+
+async fn move_to_owner(
+    shard: &Rc<Shard>,
+    service: Service,
+    owner: usize,
+    conn: Conn,
+    peer: SocketAddr,
+    user: Address,
+    session: Pop3Session,
+) {
+    let state = session.into_handoff();
+    let (stream, tls) = conn.into_parts();
+    let fd = match handoff::detach(stream) {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!("hand-off of {user} to shard {owner}: {e}");
+            return;
+        }
+    };
+    let h = Handoff {
+        fd,
+        peer,
+        service,
+        user,
+        from_shard: shard.id,
+        tls,
+        session: SessionHandoff::Pop3(Box::new(state)),
+    };
+    if let Err(e) = shard.handoff(owner, h).await {
+        tracing::warn!("hand-off to shard {owner}: {e}");
+    }
+}
