@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod address;
+pub mod auth;
 pub mod durable;
 pub mod error;
 pub mod format;
