@@ -90,7 +90,12 @@ pub(crate) fn verify_crypt(hash: &str, password: &[u8]) -> bool {
         return verify_argon2(hash, password);
     }
     if hash.starts_with("$y$") {
-        return yescrypt::PasswordVerifier::<str>::verify_password(&Yescrypt::default(), password, hash).is_ok();
+        return yescrypt::PasswordVerifier::<str>::verify_password(
+            &Yescrypt::default(),
+            password,
+            hash,
+        )
+        .is_ok();
     }
     let known = ["$6$", "$5$", "$1$", "$2a$", "$2b$", "$2y$"];
     if !known.iter().any(|id| hash.starts_with(id)) {

@@ -134,7 +134,8 @@ impl ServerKey {
             Err(e) => return Err(StoreError::io(&dir, e)),
         }
         let mut key = [0u8; SECRET_KEY_BYTES];
-        getrandom::fill(&mut key).map_err(|e| StoreError::io(&dir, io::Error::other(e.to_string())))?;
+        getrandom::fill(&mut key)
+            .map_err(|e| StoreError::io(&dir, io::Error::other(e.to_string())))?;
         let body = textfile::encode(
             SECRET_KEY_MAGIC,
             SECRET_KEY_VERSION,
