@@ -10,5 +10,7 @@ pub mod pop3;
 pub mod poppassd;
 pub mod sasl;
 pub mod secret;
+pub mod smtp_client;
+pub mod socketmap;
 
 pub use secret::Secret;

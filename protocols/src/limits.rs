@@ -123,3 +123,40 @@ pub const POPPASSD_FAILURES_MAX: u32 = 3;
 pub const POPPASSD_INPUT_BUFFER_BYTES_MAX: usize = 4 * 1024;
 
 const _: () = assert!(POPPASSD_INPUT_BUFFER_BYTES_MAX >= 2 * POPPASSD_LINE_BYTES_MAX);
+
+// ---------------------------------------------------------------------------
+// Postfix socketmap (socketmap_table(5))
+
+/// A request netstring's payload (`<map> <key>`): an address key is at most 256
+/// bytes (RFC 5321) and a map name a word; room for odd keys, no more.
+pub const SOCKETMAP_REQUEST_BYTES_MAX: usize = 4096;
+
+/// A reply netstring's payload: Postfix's `socketmap_max_reply_size` default;
+/// a longer reply is refused by Postfix, so we never send one.
+pub const SOCKETMAP_REPLY_BYTES_MAX: usize = 100_000;
+
+/// Unparsed input held while the engine answers a lookup: Postfix sends one
+/// request and waits, so a few pipelined requests are already generous.
+pub const SOCKETMAP_INPUT_BUFFER_BYTES_MAX: usize = 16 * 1024;
+
+const _: () = assert!(SOCKETMAP_INPUT_BUFFER_BYTES_MAX >= 2 * (SOCKETMAP_REQUEST_BYTES_MAX + 8));
+
+// ---------------------------------------------------------------------------
+// SMTP client (outbound queue to the relay)
+
+/// One reply line from the relay, CRLF included. RFC 5321 §4.5.3.1.5 says 512;
+/// servers with long EHLO keywords or texts go past it, so allow more.
+pub const SMTP_CLIENT_REPLY_LINE_BYTES_MAX: usize = 4096;
+
+/// Lines of one multi-line reply (an EHLO answer has a dozen); more is a server
+/// that will not stop talking.
+pub const SMTP_CLIENT_REPLY_LINES_MAX: usize = 128;
+
+/// Unparsed input held: a pipelined batch of replies to MAIL, many RCPTs and DATA.
+pub const SMTP_CLIENT_INPUT_BUFFER_BYTES_MAX: usize = 256 * 1024;
+
+/// Recipients of one transaction: RFC 5321 §4.5.3.1.8 requires servers to take
+/// 100; more are sent anyway (a 452 leaves them temporary for the next try).
+pub const SMTP_CLIENT_RECIPIENTS_MAX: usize = 1000;
+
+const _: () = assert!(SMTP_CLIENT_INPUT_BUFFER_BYTES_MAX >= 2 * SMTP_CLIENT_REPLY_LINE_BYTES_MAX);
