@@ -13,6 +13,7 @@ pub mod config;
 pub mod conn;
 pub mod event;
 pub mod handoff;
+pub mod hasher;
 pub mod limits;
 pub mod listener;
 pub mod mail;

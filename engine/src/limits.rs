@@ -56,3 +56,15 @@ pub const STARTUP_WARN_SECONDS: u64 = 10;
 /// Bytes of a message file read and dot-stuffed per step of RETR/TOP: large enough
 /// to keep the socket busy, small enough that a 100 MB message costs no more memory.
 pub const POP3_RETR_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Password verifications waiting for a hashing thread. At ~20 ms each on one core,
+/// this is seconds of backlog: past it a login is answered "unavailable" at once.
+pub const HASH_QUEUE_MAX: usize = 512;
+
+/// Successful logins remembered per shard (a digest of the password, never the
+/// password), so a client that reconnects does not pay argon2 again.
+pub const AUTH_CACHE_ENTRIES_MAX: usize = 100_000;
+
+/// How long a remembered login stays valid. A password change makes it stale at
+/// once (the digest covers the stored hash).
+pub const AUTH_CACHE_SECONDS: u64 = 600;

@@ -14,12 +14,13 @@ use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use store::{Store, StoreLock};
 
 use crate::config::{Config, Service};
+use crate::hasher::Hasher;
 use crate::limits::{
     BLOCKING_THREADS_PER_SHARD, MESH_CHANNEL_CAPACITY, STARTUP_WARN_SECONDS, STOP_GRACE_MS,
 };
 use crate::mesh::{self, MeshEnds};
 use crate::services;
-use crate::shard::{Shard, Shared};
+use crate::shard::{LoginSecrets, Shard, Shared};
 
 enum Event {
     Ready(usize),
@@ -40,6 +41,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let shards = config.shard_count();
     probe_ports(&config, shards)?;
     let tls = crate::tls::server_config(&config)?;
+    let hasher = Hasher::start(usable_cpus().len())?;
+    let login = Arc::new(LoginSecrets::generate()?);
     let cpus = usable_cpus();
     let (events_tx, events) = mpsc::channel::<Event>();
     let signals_tx = events_tx.clone();
@@ -69,6 +72,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             config: config.clone(),
             store: store.clone(),
             tls: tls.clone(),
+            hasher: hasher.clone(),
+            login: login.clone(),
         };
         let events = events_tx.clone();
         let join = LocalExecutorBuilder::new(Placement::Fixed(cpu))

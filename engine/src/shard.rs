@@ -6,10 +6,13 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
-use store::{Address, Bucket, Store, StoreError};
+use store::{Address, Bucket, Profile, Store, StoreError};
+
+use crate::hasher::Hasher;
+use crate::limits::{AUTH_CACHE_ENTRIES_MAX, AUTH_CACHE_SECONDS};
 
 use crate::admin::ops;
 use crate::admin::proto::{SessionView, ShardStats};
@@ -47,6 +50,10 @@ pub struct Shard {
     account_throttle: RefCell<Throttle<Address>>,
     /// Maildrops with a POP3 session (RFC 1939: one at a time).
     pop_locks: RefCell<HashSet<Address, ahash::RandomState>>,
+    pub hasher: Hasher,
+    login: Arc<LoginSecrets>,
+    /// Recent successful logins of accounts owned here (Dovecot's auth cache).
+    auth_cache: RefCell<HashMap<Address, CachedLogin, ahash::RandomState>>,
 }
 
 /// Holds a user's POP3 maildrop lock while it lives.
@@ -67,6 +74,33 @@ pub struct Shared {
     pub config: Config,
     pub store: Arc<Store>,
     pub tls: Arc<rustls::ServerConfig>,
+    pub hasher: Hasher,
+    pub login: Arc<LoginSecrets>,
+}
+
+/// Made once at start: what unknown users are checked against (so they cost the
+/// same as known ones), and the key of the login cache's digests.
+pub struct LoginSecrets {
+    pub dummy_phc: String,
+    pub cache_key: [u8; 32],
+}
+
+impl LoginSecrets {
+    pub fn generate() -> anyhow::Result<LoginSecrets> {
+        use std::io::Read;
+        let mut cache_key = [0u8; 32];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut cache_key)?;
+        Ok(LoginSecrets {
+            dummy_phc: store::password::hash_password("msgstore timing equaliser")?,
+            cache_key,
+        })
+    }
+}
+
+/// A login that succeeded recently: a keyed digest of (stored hash, password).
+struct CachedLogin {
+    digest: [u8; 32],
+    expires: Instant,
 }
 
 pub struct SessionInfo {
@@ -112,7 +146,13 @@ impl Shard {
         mail: Rc<Mail>,
         mesh: Mesh,
     ) -> Shard {
-        let Shared { config, store, tls } = shared;
+        let Shared {
+            config,
+            store,
+            tls,
+            hasher,
+            login,
+        } = shared;
         Shard {
             id,
             count,
@@ -132,6 +172,9 @@ impl Shard {
             ip_throttle: RefCell::new(Throttle::new(&config.auth)),
             account_throttle: RefCell::new(Throttle::new(&config.auth)),
             pop_locks: RefCell::new(HashSet::default()),
+            hasher,
+            login,
+            auth_cache: RefCell::new(HashMap::default()),
             config,
         }
     }
@@ -260,12 +303,7 @@ async fn validate_recipient(
     address: Address,
     mail_size: Option<u64>,
 ) -> RecipientCheck {
-    let store = shard.store.clone();
-    let who = address.clone();
-    let profile = glommio::executor()
-        .spawn_blocking(move || store.account(&who))
-        .await;
-    let profile = match profile {
+    let profile = match read_profile(shard, &address).await {
         Ok(p) => p,
         Err(StoreError::NotFound { .. }) => return RecipientCheck::Unknown,
         Err(e) => {
@@ -354,11 +392,8 @@ async fn authenticate(
         stats.logins_failed += 1;
         return AuthOutcome::Failed;
     }
-    let store = shard.store.clone();
     let key = address.clone();
-    let outcome = glommio::executor()
-        .spawn_blocking(move || check_password(&store, &address, password.expose(), service))
-        .await;
+    let outcome = check_password(shard, &address, password.expose(), service).await;
     let delay = match outcome {
         AuthOutcome::Ok => {
             shard.stats.borrow_mut().logins_ok += 1;
@@ -382,21 +417,53 @@ async fn authenticate(
     outcome
 }
 
-/// Runs on a helper thread: reads the profile and verifies the password. An unknown
-/// user costs the same hash as a known one, so timing does not tell them apart.
-fn check_password(
-    store: &Store,
+/// Reads an account's profile through io_uring (no blocking syscall on the shard).
+pub async fn read_profile(shard: &Shard, address: &Address) -> Result<Profile, StoreError> {
+    let path = shard.store.profile_path(address);
+    let file = match glommio::io::BufferedFile::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            let e = std::io::Error::from(e);
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return Err(StoreError::NotFound {
+                    address: address.to_string(),
+                });
+            }
+            return Err(StoreError::io(&path, e));
+        }
+    };
+    let read = file
+        .read_at(0, store::limits::PROFILE_BYTES_MAX + 1)
+        .await
+        .map(|b| b.to_vec());
+    let _ = file.close().await;
+    let bytes = read.map_err(|e| StoreError::io(&path, std::io::Error::other(e.to_string())))?;
+    if bytes.len() > store::limits::PROFILE_BYTES_MAX {
+        return Err(StoreError::corrupt(&path, "profile too large"));
+    }
+    let profile = Profile::parse(&path, &bytes)?;
+    if profile.address != *address {
+        return Err(StoreError::corrupt(
+            &path,
+            format!("profile is for {}", profile.address),
+        ));
+    }
+    Ok(profile)
+}
+
+/// Checks a password on the owning shard: the profile through io_uring, argon2 on
+/// the hashing pool unless this exact (hash, password) pair logged in recently.
+/// An unknown user costs one argon2 like a wrong password does.
+async fn check_password(
+    shard: &Shard,
     address: &Address,
     password: &[u8],
     service: Service,
 ) -> AuthOutcome {
-    let Ok(password) = std::str::from_utf8(password) else {
-        return AuthOutcome::Failed;
-    };
-    let profile = match store.account(address) {
+    let profile = match read_profile(shard, address).await {
         Ok(p) => p,
         Err(StoreError::NotFound { .. }) => {
-            let _ = store::password::verify_password(dummy_hash(), password);
+            let _ = shard.hasher.verify(&shard.login.dummy_phc, password).await;
             return AuthOutcome::Failed;
         }
         Err(e) => {
@@ -404,12 +471,38 @@ fn check_password(
             return AuthOutcome::Unavailable;
         }
     };
-    let Some(hash) = profile.password_hash.as_deref() else {
-        let _ = store::password::verify_password(dummy_hash(), password);
+    let Some(phc) = profile.password_hash.as_deref() else {
+        let _ = shard.hasher.verify(&shard.login.dummy_phc, password).await;
         return AuthOutcome::Failed;
     };
-    if !store::password::verify_password(hash, password) {
-        return AuthOutcome::Failed;
+    let digest = login_digest(&shard.login.cache_key, phc, password);
+    let now = Instant::now();
+    let cached = shard
+        .auth_cache
+        .borrow()
+        .get(address)
+        .is_some_and(|c| c.digest == digest && now < c.expires);
+    if !cached {
+        match shard.hasher.verify(phc, password).await {
+            Some(true) => {
+                let mut cache = shard.auth_cache.borrow_mut();
+                if cache.len() >= AUTH_CACHE_ENTRIES_MAX {
+                    cache.retain(|_, c| now < c.expires);
+                    if cache.len() >= AUTH_CACHE_ENTRIES_MAX {
+                        cache.clear();
+                    }
+                }
+                cache.insert(
+                    address.clone(),
+                    CachedLogin {
+                        digest,
+                        expires: now + Duration::from_secs(AUTH_CACHE_SECONDS),
+                    },
+                );
+            }
+            Some(false) => return AuthOutcome::Failed,
+            None => return AuthOutcome::Unavailable,
+        }
     }
     let allowed = !profile.flags.disabled
         && match service {
@@ -424,9 +517,12 @@ fn check_password(
     }
 }
 
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        store::password::hash_password("msgstore timing equaliser").unwrap_or_default()
-    })
+fn login_digest(key: &[u8; 32], phc: &str, password: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(key);
+    h.update((phc.len() as u64).to_le_bytes());
+    h.update(phc.as_bytes());
+    h.update(password);
+    h.finalize().into()
 }

@@ -51,7 +51,7 @@ fn serve_answers_on_every_port_and_stops_on_sigterm() {
     let mut imap = Client::connect(site.addr(p.imap));
     assert!(imap.line().starts_with("* OK"), "IMAP greeting");
     for (port, want) in [
-        (p.pop3, "-ERR"),
+        (p.pop3, "+OK"),
         (p.lmtp, "220 "),
         (p.lmtp + 1, "220 "),
         (p.lmtp + 2, "220 "),
