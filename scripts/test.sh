@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what the end-to-end tests talk to,
-# builds the binaries they start, then runs every test of the workspace.
+# The whole test suite on a fresh machine: installs what the tests talk to (Debian
+# packages as root, Python packages with pip), builds the binaries the end-to-end
+# tests start, then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages: python3 for the real clients (imaplib, poplib, smtplib), slapd for
+# the LDAP password-location tests.
 need_pkgs=()
-command -v python3 >/dev/null || need_pkgs+=(python3)
+command -v python3 >/dev/null || need_pkgs+=(python3 python3-pip)
 command -v md5sum >/dev/null || need_pkgs+=(coreutils)
+command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need_pkgs+=(slapd ldap-utils)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -16,6 +20,14 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     exit 1
   fi
 fi
+# Debian's slapd starts a system instance on install; the tests run their own.
+if [ "$(id -u)" = 0 ] && command -v service >/dev/null; then
+  service slapd stop >/dev/null 2>&1 || true
+fi
+
+# Python packages: scramp is an independent SCRAM-SHA-256 client that checks our
+# server signature.
+python3 -c "import scramp" 2>/dev/null || python3 -m pip install -q scramp
 
 cargo build --workspace --bins
 cargo test --workspace
