@@ -41,6 +41,15 @@ enum Command {
     Stats,
     /// Sessions of the running server, per shard.
     Who,
+    /// Rebuild mailbox lists, indexes and caches from the message files, keeping
+    /// what can be kept of flags and UIDs. Works online and offline.
+    Reconstruct {
+        /// Accounts to rebuild.
+        addresses: Vec<String>,
+        /// Every account of the store.
+        #[arg(long, conflicts_with = "addresses")]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -129,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             return crate::runtime::serve(config);
         }
         Command::Route { address } => return route(&config, &address),
+        Command::Reconstruct { addresses, all } => return reconstruct(&config, addresses, all),
         Command::Stats => AdminRequest::Stats,
         Command::Who => AdminRequest::Who,
         Command::Account { command } => account_request(command)?,
@@ -211,7 +221,13 @@ fn dispatch(config: &Config, req: AdminRequest) -> anyhow::Result<AdminResponse>
     }
     std::fs::create_dir_all(root0)?;
     let _lock = StoreLock::try_acquire(root0)?;
-    let store = Store::open(&config.store.roots, config.store.fanout_levels)?;
+    let store = std::sync::Arc::new(Store::open(
+        &config.store.roots,
+        config.store.fanout_levels,
+    )?);
+    if matches!(req, AdminRequest::Reconstruct { .. }) {
+        ops::replay_journals(&store)?;
+    }
     Ok(ops::execute(&store, req))
 }
 
@@ -224,6 +240,7 @@ fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()>
             }
         }
         AdminResponse::Account(v) => print_account(&v),
+        AdminResponse::Reconstructed(_) => {}
         AdminResponse::Accounts { addresses } => {
             for a in addresses {
                 println!("{a}");
@@ -261,6 +278,54 @@ fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()>
                 );
             }
         }
+    }
+    Ok(())
+}
+
+fn reconstruct(config: &Config, addresses: Vec<String>, all: bool) -> anyhow::Result<()> {
+    let addresses = if all {
+        match dispatch(config, AdminRequest::AccountList)? {
+            AdminResponse::Accounts { addresses } => addresses,
+            AdminResponse::Error { message } => anyhow::bail!(message),
+            _ => anyhow::bail!("unexpected answer to the account list"),
+        }
+    } else if addresses.is_empty() {
+        anyhow::bail!("name the accounts to reconstruct, or --all");
+    } else {
+        addresses
+    };
+    let total = addresses.len();
+    let mut failed = 0;
+    for (i, address) in addresses.into_iter().enumerate() {
+        match dispatch(
+            config,
+            AdminRequest::Reconstruct {
+                address: address.clone(),
+            },
+        )? {
+            AdminResponse::Reconstructed(r) => {
+                println!(
+                    "[{}/{total}] {}: {} mailboxes, {} messages, {} bytes, {} repairs",
+                    i + 1,
+                    r.address,
+                    r.mailboxes,
+                    r.messages,
+                    r.bytes,
+                    r.repairs.len()
+                );
+                for line in r.repairs {
+                    println!("    {line}");
+                }
+            }
+            AdminResponse::Error { message } => {
+                failed += 1;
+                eprintln!("[{}/{total}] {address}: {message}", i + 1);
+            }
+            _ => anyhow::bail!("unexpected answer to reconstruct"),
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {total} accounts could not be reconstructed");
     }
     Ok(())
 }

@@ -70,8 +70,11 @@ impl Mail {
             self.sync_all(shard).await;
             self.checkpoint_if_due(shard).await;
             if shutdown.is_triggered() {
-                // Sessions are gone; one last pass for what they staged.
+                // Sessions are gone; one last pass for what they staged, then a
+                // checkpoint, so a cleanly stopped store has an empty journal and
+                // offline tools (reconstruct) start from the user trees alone.
                 self.sync_all(shard).await;
+                self.checkpoint(shard).await;
                 return;
             }
             let kick = self.kick.wait();
@@ -115,9 +118,12 @@ impl Mail {
     }
 
     async fn checkpoint_if_due(&self, shard: usize) {
-        if !self.ms.borrow().checkpoint_due() {
-            return;
+        if self.ms.borrow().checkpoint_due() {
+            self.checkpoint(shard).await;
         }
+    }
+
+    async fn checkpoint(&self, shard: usize) {
         let target = match self.ms.borrow_mut().prepare_checkpoint() {
             Ok(Some(t)) => t,
             Ok(None) => return,

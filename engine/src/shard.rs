@@ -15,7 +15,7 @@ use crate::hasher::Hasher;
 use crate::limits::{AUTH_CACHE_ENTRIES_MAX, AUTH_CACHE_SECONDS};
 
 use crate::admin::ops;
-use crate::admin::proto::{SessionView, ShardStats};
+use crate::admin::proto::{AdminRequest, AdminResponse, SessionView, ShardStats};
 use crate::config::{Config, Service};
 use crate::handoff::Handoff;
 use crate::mail::Mail;
@@ -262,6 +262,19 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
             password,
             service,
         } => Response::Auth(authenticate(&shard, address, password, service).await),
+        Request::Admin(AdminRequest::Reconstruct { address }) => {
+            Response::Admin(match Address::parse(&address) {
+                Ok(a) => match shard.mail.with(|ms| ms.reconstruct_user(&a, |_| {})) {
+                    Ok(r) => AdminResponse::Reconstructed(ops::reconstruct_view(&a, r)),
+                    Err(e) => AdminResponse::Error {
+                        message: e.to_string(),
+                    },
+                },
+                Err(e) => AdminResponse::Error {
+                    message: e.to_string(),
+                },
+            })
+        }
         Request::Admin(req) => {
             let store = shard.store.clone();
             let address = req.address().and_then(|a| Address::parse(a).ok());

@@ -3,7 +3,7 @@
 
 use store::{Address, Bucket, NewAccount, Profile, Store, StoreError, UsageFlags};
 
-use super::proto::{AccountView, AdminRequest, AdminResponse};
+use super::proto::{AccountView, AdminRequest, AdminResponse, ReconstructView};
 
 pub fn execute(store: &Store, req: AdminRequest) -> AdminResponse {
     match run(store, req) {
@@ -75,10 +75,44 @@ fn run(store: &Store, req: AdminRequest) -> Result<AdminResponse, StoreError> {
             store.update_account(&p)?;
             AdminResponse::Account(view(store, &p))
         }
+        AdminRequest::Reconstruct { address } => {
+            let address = Address::parse(&address)?;
+            let report = store::reconstruct::reconstruct_user(store, &address, |_| {})?;
+            AdminResponse::Reconstructed(reconstruct_view(&address, report))
+        }
         AdminRequest::Stats | AdminRequest::Who => AdminResponse::Error {
             message: "the server is not running".into(),
         },
     })
+}
+
+pub fn reconstruct_view(address: &Address, r: store::reconstruct::Report) -> ReconstructView {
+    ReconstructView {
+        address: address.to_string(),
+        mailboxes: r.mailboxes,
+        messages: r.messages,
+        bytes: r.bytes,
+        repairs: r.repairs,
+    }
+}
+
+/// Offline, before a reconstruct: applies what every shard's journal still holds,
+/// so the rebuild starts from everything that was acknowledged.
+pub fn replay_journals(store: &std::sync::Arc<Store>) -> Result<(), StoreError> {
+    let dir = store.roots()[0].join("journal");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name
+            .strip_prefix("shard-")
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            store::delivery::Mailstore::open(store.clone(), n)?;
+        }
+    }
+    Ok(())
 }
 
 /// The accounts whose buckets belong to `shard` of `shards`.

@@ -29,6 +29,10 @@ pub enum AdminRequest {
     },
     Stats,
     Who,
+    /// Rebuild an account's mailbox list, indexes and caches from its message files.
+    Reconstruct {
+        address: String,
+    },
 }
 
 impl AdminRequest {
@@ -38,7 +42,8 @@ impl AdminRequest {
             AdminRequest::AccountAdd { address, .. }
             | AdminRequest::AccountShow { address }
             | AdminRequest::AccountDel { address }
-            | AdminRequest::AccountSet { address, .. } => Some(address),
+            | AdminRequest::AccountSet { address, .. }
+            | AdminRequest::Reconstruct { address } => Some(address),
             AdminRequest::AccountList | AdminRequest::Stats | AdminRequest::Who => None,
         }
     }
@@ -52,6 +57,7 @@ pub enum AdminResponse {
     Accounts { addresses: Vec<String> },
     Stats { shards: Vec<ShardStats> },
     Who { sessions: Vec<SessionView> },
+    Reconstructed(ReconstructView),
     Error { message: String },
 }
 
@@ -66,6 +72,17 @@ pub struct AccountView {
     pub created_unix: u64,
     pub bucket: u16,
     pub path: String,
+}
+
+/// What a reconstruct found and did for one account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReconstructView {
+    pub address: String,
+    pub mailboxes: usize,
+    pub messages: u64,
+    pub bytes: u64,
+    /// "field old -> new", one per repair.
+    pub repairs: Vec<String>,
 }
 
 /// One shard's counters, as `msgstore stats` shows them.
