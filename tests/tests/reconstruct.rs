@@ -2,7 +2,7 @@
 //! from the message files (offline, and online through the running server), and the
 //! messages are all served again with their UIDs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tests::{Options, Site, python};
 
@@ -17,7 +17,7 @@ fn user_dir(site: &Site, user: &str) -> PathBuf {
 }
 
 /// Removes `index` and `cache` of every mailbox; returns how many files went.
-fn wipe_indexes(dir: &PathBuf) -> usize {
+fn wipe_indexes(dir: &Path) -> usize {
     let mut n = 0;
     for mbox in std::fs::read_dir(dir.join("mail"))
         .expect("mail dir")
