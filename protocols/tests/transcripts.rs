@@ -22,6 +22,28 @@
 //! E: close                   the next event must be Close
 //! ```
 //!
+//!
+//! The authenticated state runs against a `MemoryBackend` (an INBOX, UIDVALIDITY 1):
+//!
+//! ```text
+//! O: no-backend              the engine has no backend (handle_input / login_result)
+//! B: mailbox NAME [\Use]     create a mailbox (with a special use) at once
+//! B: subscribe NAME          subscribe at once
+//! B: message MBOX [FLAG…]    deliver the message of the M: lines that follow
+//! M: Subject: hi             a message line (CRLF appended)
+//! B: flags MBOX UID +|-|= [FLAG…]   another session changes flags
+//! B: expunge MBOX UID…       another session expunges
+//! B: append-limit N / B: quota KIB
+//! E: wait                    the next mailbox event must be Wait(token)
+//! E: commit                  group commit of that token, then session.completed(Ok)
+//! E: fail                    session.completed(Err(Unavailable)) for that token
+//! E: changed                 session.mailbox_changed()
+//! E: idle-started / idle-done  expect that mailbox event
+//! ```
+//!
+//! Output is taken with `poll_transmit`; `Transmit::Message` is resolved from the
+//! backend, as the engine would stream it.
+//!
 //! In C:, S: and E: text, `<<N*TEXT>>` stands for TEXT repeated N times and
 //! `<<xHH>>` for the byte 0xHH (E: arguments are split on spaces first); a C:
 //! line ending in `<<no-crlf>>` is sent without its CRLF (half a command).
@@ -30,7 +52,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use protocols::imap::{ImapConfig, ImapEvent, ImapSession, LoginOutcome};
+use protocols::imap::backend::{BackendError, FlagMode, Flags, SpecialUse, SystemFlags};
+use protocols::imap::memory::MemoryBackend;
+use protocols::imap::{
+    ImapBackend, ImapConfig, ImapEvent, ImapSession, LoginOutcome, MailboxEvent, Pending, Transmit,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feed {
@@ -52,9 +78,77 @@ enum Step {
     TlsStarted,
     Answer(LoginOutcome),
     Handoff,
+    Backend(Fixture),
+    ExpectWait,
+    Commit,
+    Fail,
+    Changed,
+    ExpectMailboxEvent(MailboxEvent),
+}
+
+#[derive(Debug)]
+enum Fixture {
+    Mailbox(String, Option<SpecialUse>),
+    Subscribe(String),
+    Message(String, Flags, Vec<u8>),
+    Flags(String, u32, FlagMode, Flags),
+    Expunge(String, Vec<u32>),
+    AppendLimit(u64),
+    Quota(u64),
+}
+
+fn flags_of(words: &[&str]) -> Result<Flags, String> {
+    let mut flags = Flags::default();
+    for w in words {
+        if let Some(bit) = SystemFlags::from_name(w) {
+            flags.system.0 |= bit;
+        } else if w.starts_with('\\') {
+            return Err(format!("unknown flag {w}"));
+        } else {
+            flags.keywords.push((*w).to_owned());
+        }
+    }
+    Ok(flags)
+}
+
+fn fixture(body: &str) -> Result<Fixture, String> {
+    let words: Vec<&str> = body.split(' ').collect();
+    let number = |w: &str| w.parse::<u64>().map_err(|e| format!("{w:?}: {e}"));
+    Ok(match words.as_slice() {
+        ["mailbox", name] => Fixture::Mailbox((*name).to_owned(), None),
+        ["mailbox", name, special] => Fixture::Mailbox(
+            (*name).to_owned(),
+            Some(SpecialUse::from_imap(special).ok_or("unknown special use")?),
+        ),
+        ["subscribe", name] => Fixture::Subscribe((*name).to_owned()),
+        ["message", mailbox, flags @ ..] => {
+            Fixture::Message((*mailbox).to_owned(), flags_of(flags)?, Vec::new())
+        }
+        ["flags", mailbox, uid, mode, flags @ ..] => Fixture::Flags(
+            (*mailbox).to_owned(),
+            number(uid)? as u32,
+            match *mode {
+                "+" => FlagMode::Add,
+                "-" => FlagMode::Remove,
+                "=" => FlagMode::Replace,
+                _ => return Err(format!("bad mode {mode}")),
+            },
+            flags_of(flags)?,
+        ),
+        ["expunge", mailbox, uids @ ..] => Fixture::Expunge(
+            (*mailbox).to_owned(),
+            uids.iter()
+                .map(|u| number(u).map(|n| n as u32))
+                .collect::<Result<_, _>>()?,
+        ),
+        ["append-limit", n] => Fixture::AppendLimit(number(n)?),
+        ["quota", n] => Fixture::Quota(number(n)?),
+        _ => return Err(format!("unknown fixture {body:?}")),
+    })
 }
 
 struct Transcript {
+    no_backend: bool,
     login_allowed: bool,
     starttls: bool,
     /// (line number, step)
@@ -90,6 +184,7 @@ fn expand(text: &str) -> Result<Vec<u8>, String> {
 
 fn parse_transcript(text: &str) -> Result<Transcript, String> {
     let mut transcript = Transcript {
+        no_backend: false,
         login_allowed: true,
         starttls: false,
         steps: Vec::new(),
@@ -99,7 +194,7 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
         let number = index + 1;
         let fail = |message: String| format!("line {number}: {message}");
         let (kind, body) = match line.split_once(':') {
-            Some((kind @ ("C" | "S" | "E" | "O"), body)) => {
+            Some((kind @ ("C" | "S" | "E" | "O" | "B" | "M"), body)) => {
                 (kind, body.strip_prefix(' ').unwrap_or(body))
             }
             _ if line.trim().is_empty() || line.starts_with('#') => {
@@ -131,6 +226,23 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
                 let mut bytes = expand(body).map_err(fail)?;
                 bytes.extend_from_slice(b"\r\n");
                 Step::Server(bytes)
+            }
+            "M" => {
+                let mut bytes = expand(body).map_err(fail)?;
+                bytes.extend_from_slice(b"\r\n");
+                match transcript.steps.last_mut() {
+                    Some((_, Step::Backend(Fixture::Message(_, _, message)))) => {
+                        message.extend(bytes);
+                        continue;
+                    }
+                    _ => return Err(fail("M: without B: message".into())),
+                }
+            }
+            "B" => Step::Backend(fixture(body).map_err(fail)?),
+            "O" if body == "no-backend" => {
+                transcript.no_backend = true;
+                previous_was_client = false;
+                continue;
             }
             "O" if body == "login-disabled" => {
                 transcript.login_allowed = false;
@@ -165,6 +277,16 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
                     [verb] if verb == b"close" => Step::ExpectClose,
                     [verb] if verb == b"starttls" => Step::ExpectStartTls,
                     [verb] if verb == b"tls-started" => Step::TlsStarted,
+                    [verb] if verb == b"wait" => Step::ExpectWait,
+                    [verb] if verb == b"commit" => Step::Commit,
+                    [verb] if verb == b"fail" => Step::Fail,
+                    [verb] if verb == b"changed" => Step::Changed,
+                    [verb] if verb == b"idle-started" => {
+                        Step::ExpectMailboxEvent(MailboxEvent::IdleStarted)
+                    }
+                    [verb] if verb == b"idle-done" => {
+                        Step::ExpectMailboxEvent(MailboxEvent::IdleDone)
+                    }
                     _ => return Err(fail(format!("unknown event line {line:?}"))),
                 }
             }
@@ -186,6 +308,9 @@ fn show(bytes: &[u8]) -> String {
 
 struct Runner {
     session: Option<ImapSession>,
+    backend: Option<MemoryBackend>,
+    /// The token of the last Wait event.
+    pending: Option<Pending>,
     actual: Vec<u8>,
     expected: Vec<u8>,
 }
@@ -198,9 +323,61 @@ impl Runner {
     }
 
     fn drain_output(&mut self) {
-        while let Some(bytes) = self.session().poll_output() {
-            self.actual.extend(bytes);
+        while let Some(item) = self.session().poll_transmit() {
+            match item {
+                Transmit::Bytes(bytes) => self.actual.extend(bytes),
+                Transmit::Message {
+                    mailbox,
+                    uid,
+                    start,
+                    end,
+                } => {
+                    let backend = self.backend.as_mut().expect("message bytes need a backend");
+                    let bytes = backend
+                        .read(&mailbox, uid, start, end)
+                        .expect("message readable");
+                    assert_eq!(bytes.len() as u64, end - start, "short message");
+                    self.actual.extend(bytes);
+                }
+            }
         }
+    }
+
+    fn fixture(&mut self, fixture: &Fixture, line: usize) -> Result<(), String> {
+        let backend = self
+            .backend
+            .as_mut()
+            .ok_or(format!("line {line}: B: with O: no-backend"))?;
+        let fail = |e: BackendError| format!("line {line}: {e}");
+        match fixture {
+            Fixture::Mailbox(name, special_use) => backend.add_mailbox(name, *special_use),
+            Fixture::Subscribe(name) => backend.set_subscribed(name, true),
+            Fixture::Message(mailbox, flags, bytes) => {
+                backend
+                    .deliver(mailbox, bytes, flags.clone(), None)
+                    .map_err(fail)?;
+            }
+            Fixture::Flags(mailbox, uid, mode, flags) => {
+                backend
+                    .set_flags(mailbox, &[*uid], *mode, flags)
+                    .map_err(fail)?;
+            }
+            Fixture::Expunge(mailbox, uids) => {
+                backend.remove(mailbox, uids).map_err(fail)?;
+            }
+            Fixture::AppendLimit(n) => backend.append_limit = Some(*n),
+            Fixture::Quota(n) => backend.quota_kib = Some(*n),
+        }
+        Ok(())
+    }
+
+    fn feed_with_backend(&mut self, data: &[u8]) -> Result<(), String> {
+        let session = self.session.as_mut().expect("session present");
+        match self.backend.as_mut() {
+            Some(backend) => session.handle_input_with(data, backend),
+            None => session.handle_input(data),
+        }
+        .map_err(|e| e.to_string())
     }
 
     fn check_output(&mut self, line: usize) -> Result<(), String> {
@@ -217,15 +394,10 @@ impl Runner {
 
     fn feed(&mut self, packet: &[u8], feed: Feed) -> Result<(), String> {
         match feed {
-            Feed::Chunk => self
-                .session()
-                .handle_input(packet)
-                .map_err(|e| e.to_string()),
+            Feed::Chunk => self.feed_with_backend(packet),
             Feed::ByteByByte => {
                 for byte in packet {
-                    self.session()
-                        .handle_input(std::slice::from_ref(byte))
-                        .map_err(|e| e.to_string())?;
+                    self.feed_with_backend(std::slice::from_ref(byte))?;
                     self.drain_output();
                 }
                 Ok(())
@@ -235,7 +407,7 @@ impl Runner {
 
     fn step(&mut self, step: &Step, line: usize, feed: Feed) -> Result<(), String> {
         // A hand-off is not a check point, so output not yet polled travels with it.
-        if !matches!(step, Step::Server(_) | Step::Handoff) {
+        if !matches!(step, Step::Server(_) | Step::Handoff | Step::Backend(_)) {
             self.check_output(line)?;
         }
         match step {
@@ -268,7 +440,41 @@ impl Runner {
                 other => return Err(format!("line {line}: expected StartTls, got {other:?}")),
             },
             Step::TlsStarted => self.session().tls_started(),
-            Step::Answer(outcome) => self.session().login_result(outcome.clone()),
+            Step::Answer(outcome) => {
+                let session = self.session.as_mut().expect("session present");
+                match self.backend.as_mut() {
+                    Some(backend) => session.login_result_with(outcome.clone(), backend),
+                    None => session.login_result(outcome.clone()),
+                }
+            }
+            Step::Backend(fixture) => self.fixture(fixture, line)?,
+            Step::ExpectWait => match self.session().poll_mailbox_event() {
+                Some(MailboxEvent::Wait(pending)) => self.pending = Some(pending),
+                other => return Err(format!("line {line}: expected Wait, got {other:?}")),
+            },
+            Step::ExpectMailboxEvent(expected) => match self.session().poll_mailbox_event() {
+                Some(event) if &event == expected => {}
+                other => return Err(format!("line {line}: expected {expected:?}, got {other:?}")),
+            },
+            Step::Commit | Step::Fail => {
+                let pending = self
+                    .pending
+                    .take()
+                    .ok_or(format!("line {line}: nothing waits"))?;
+                let session = self.session.as_mut().expect("session present");
+                let backend = self.backend.as_mut().expect("backend present");
+                let result = if matches!(step, Step::Commit) {
+                    backend.commit(pending)
+                } else {
+                    Err(BackendError::Unavailable)
+                };
+                session.completed(pending, result, backend);
+            }
+            Step::Changed => {
+                let session = self.session.as_mut().expect("session present");
+                let backend = self.backend.as_mut().expect("backend present");
+                session.mailbox_changed(backend);
+            }
             Step::Handoff => {
                 let session = self.session.take().expect("session present");
                 let handoff = session.into_handoff();
@@ -283,17 +489,10 @@ impl Runner {
 }
 
 fn run(transcript: &Transcript, feed: Feed) -> Result<(), String> {
-    let config = ImapConfig {
-        capabilities: ["IMAP4rev1", "LITERAL+", "ID"].map(String::from).into(),
-        capabilities_authenticated: ["IMAP4rev1", "LITERAL+", "ID", "ENABLE"]
-            .map(String::from)
-            .into(),
-        login_allowed: transcript.login_allowed,
-        starttls_available: transcript.starttls,
-        server_name: "imap.example.net".into(),
-    };
     let mut runner = Runner {
-        session: Some(ImapSession::new(config)),
+        session: Some(ImapSession::new(config(transcript))),
+        backend: (!transcript.no_backend).then(MemoryBackend::new),
+        pending: None,
         actual: Vec::new(),
         expected: Vec::new(),
     };
@@ -301,9 +500,12 @@ fn run(transcript: &Transcript, feed: Feed) -> Result<(), String> {
         runner.step(step, *line, feed)?;
     }
     runner.check_output(usize::MAX)?;
-    match runner.session().poll_event() {
+    if let Some(event) = runner.session().poll_event() {
+        return Err(format!("unclaimed event at the end: {event:?}"));
+    }
+    match runner.session().poll_mailbox_event() {
         None => Ok(()),
-        Some(event) => Err(format!("unclaimed event at the end: {event:?}")),
+        Some(event) => Err(format!("unclaimed mailbox event at the end: {event:?}")),
     }
 }
 
@@ -316,6 +518,81 @@ fn transcript_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// `IMAP_TRANSCRIPT_RECORD=name.txt cargo test --test transcripts record` prints the
+/// transcript with its S: lines replaced by what the session says now (for writing new
+/// transcripts; the output still has to be read and judged before it is kept).
+#[test]
+fn record() {
+    let Ok(name) = std::env::var("IMAP_TRANSCRIPT_RECORD") else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/imap");
+    let text = std::fs::read_to_string(dir.join(&name)).expect("transcript");
+    let transcript = parse_transcript(&text).expect("parses");
+    let mut runner = Runner {
+        session: Some(ImapSession::new(config(&transcript))),
+        backend: (!transcript.no_backend).then(MemoryBackend::new),
+        pending: None,
+        actual: Vec::new(),
+        expected: Vec::new(),
+    };
+    let mut out = String::new();
+    let mut steps = transcript
+        .steps
+        .iter()
+        .filter(|(_, step)| !matches!(step, Step::Server(_)))
+        .peekable();
+    let flush = |runner: &mut Runner, out: &mut String| {
+        runner.drain_output();
+        for l in runner
+            .actual
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            let _ = writeln!(out, "S: {}", String::from_utf8_lossy(l));
+        }
+        runner.actual.clear();
+        runner.expected.clear();
+    };
+    for (index, line) in text.lines().enumerate() {
+        if line.starts_with("S:") {
+            continue;
+        }
+        if steps.peek().is_some_and(|(n, _)| *n == index + 1)
+            && (line.starts_with("C:") || line.starts_with("E:"))
+        {
+            flush(&mut runner, &mut out);
+        }
+        let _ = writeln!(out, "{line}");
+        while let Some((n, step)) = steps.peek() {
+            if *n > index + 1 {
+                break;
+            }
+            runner.drain_output();
+            runner.expected.clone_from(&runner.actual);
+            if let Err(e) = runner.step(step, *n, Feed::Chunk) {
+                let _ = writeln!(out, "# ERROR {e}");
+            }
+            steps.next();
+        }
+    }
+    flush(&mut runner, &mut out);
+    println!("{out}");
+}
+
+fn config(transcript: &Transcript) -> ImapConfig {
+    ImapConfig {
+        capabilities: ["IMAP4rev1", "LITERAL+", "ID"].map(String::from).into(),
+        capabilities_authenticated: ["IMAP4rev1", "LITERAL+", "ID", "ENABLE"]
+            .map(String::from)
+            .into(),
+        login_allowed: transcript.login_allowed,
+        starttls_available: transcript.starttls,
+        server_name: "imap.example.net".into(),
+    }
 }
 
 #[test]

@@ -92,6 +92,8 @@ pub struct Framer {
     state: State,
     line_bytes_max: usize,
     buffer_bytes_max: usize,
+    /// `buffer_bytes_max` outside a command that was allowed more (APPEND).
+    default_buffer_bytes_max: usize,
 }
 
 impl Framer {
@@ -105,7 +107,29 @@ impl Framer {
             state: State::Line,
             line_bytes_max,
             buffer_bytes_max,
+            default_buffer_bytes_max: buffer_bytes_max,
         }
+    }
+
+    /// Lets the current command hold up to `bytes` buffered (an APPEND literal the
+    /// session accepted); back to the normal limit when the next command starts.
+    pub fn raise_buffer_limit(&mut self, bytes: usize) {
+        self.buffer_bytes_max = self.buffer_bytes_max.max(bytes);
+    }
+
+    /// Whether the current frame is the command `name` (`tag SP name SP …`,
+    /// case-insensitive), judged from its first line.
+    pub fn frame_is_command(&self, name: &[u8]) -> bool {
+        let Some(start) = self.buf.get(self.frame_start..self.scan) else {
+            return false;
+        };
+        let Some(space) = memchr(b' ', start) else {
+            return false;
+        };
+        start
+            .get(space + 1..space + 1 + name.len())
+            .is_some_and(|word| word.eq_ignore_ascii_case(name))
+            && start.get(space + 1 + name.len()) == Some(&b' ')
     }
 
     /// Unconsumed bytes held (the current frame so far and anything after it).
@@ -266,6 +290,7 @@ impl Framer {
     }
 
     fn start_next_frame(&mut self) {
+        self.buffer_bytes_max = self.default_buffer_bytes_max;
         self.frame_start = self.scan;
         self.line_bytes = 0;
         self.state = State::Line;
@@ -327,7 +352,7 @@ impl Framer {
     /// Throws away everything buffered and any frame in progress: used when the
     /// connection's security changes under it (STARTTLS).
     pub fn discard_buffered(&mut self) {
-        *self = Framer::new(self.line_bytes_max, self.buffer_bytes_max);
+        *self = Framer::new(self.line_bytes_max, self.default_buffer_bytes_max);
     }
 
     pub fn buffered_range(&self) -> Range<usize> {

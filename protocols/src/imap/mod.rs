@@ -35,12 +35,21 @@
 //! # Ok::<(), protocols::imap::InputError>(())
 //! ```
 
+pub mod backend;
+pub mod command;
+pub mod date;
+pub mod decode;
 pub mod framing;
+pub mod limits;
+pub mod mailbox_name;
+pub mod memory;
 pub mod parser;
 mod session;
 pub mod types;
 
+pub use backend::{ImapBackend, NoBackend, Pending};
 pub use session::{
-    ImapConfig, ImapEvent, ImapHandoff, ImapSession, InputError, LoginOutcome, SERVER_PRODUCT_NAME,
+    AUTHENTICATED_CAPABILITIES, ImapConfig, ImapEvent, ImapHandoff, ImapSession, InputError,
+    LoginOutcome, MailboxEvent, SERVER_PRODUCT_NAME, Transmit,
 };
 pub use types::Secret;

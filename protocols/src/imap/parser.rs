@@ -5,6 +5,7 @@
 
 use base64::Engine as _;
 
+use crate::imap::command;
 use crate::imap::framing::parse_number;
 use crate::imap::types::{
     AString, Atom, NString, Secret, Tag, Value, is_astring_char, is_atom_char, is_tag_char,
@@ -41,6 +42,45 @@ pub enum Command {
     },
     Enable {
         capabilities: Vec<Atom>,
+    },
+    /// SELECT / EXAMINE.
+    Select(command::select::SelectArgs),
+    Create(command::create::CreateArgs),
+    Delete {
+        mailbox: AString,
+    },
+    Rename {
+        from: AString,
+        to: AString,
+    },
+    /// SUBSCRIBE / UNSUBSCRIBE.
+    Subscribe {
+        mailbox: AString,
+        subscribe: bool,
+    },
+    /// LIST / LSUB.
+    List(command::list::ListArgs),
+    Namespace,
+    Status(command::status::StatusArgs),
+    Append(command::append::AppendArgs),
+    Check,
+    Close,
+    Unselect,
+    /// EXPUNGE, or UID EXPUNGE with its set.
+    Expunge {
+        uids: Option<command::SequenceSet>,
+    },
+    Search(command::search::SearchArgs),
+    Fetch(command::fetch::FetchArgs),
+    Store(command::store::StoreArgs),
+    /// COPY / MOVE (and their UID forms).
+    Copy(command::copy::CopyArgs),
+    Idle,
+    GetQuota {
+        root: AString,
+    },
+    GetQuotaRoot {
+        mailbox: AString,
     },
     /// Any other command; arguments not parsed yet. `name` is upper-cased.
     Other {
@@ -136,10 +176,75 @@ fn command(input: &mut Cursor<'_>) -> Result<Command, ParseErrorKind> {
         "AUTHENTICATE" => authenticate(input)?,
         "ID" => id(input)?,
         "ENABLE" => enable(input)?,
+        "SELECT" => Command::Select(command::select::parse(input, false)?),
+        "EXAMINE" => Command::Select(command::select::parse(input, true)?),
+        "CREATE" => Command::Create(command::create::parse(input)?),
+        "DELETE" => {
+            input.sp()?;
+            Command::Delete {
+                mailbox: command::mailbox(input)?,
+            }
+        }
+        "RENAME" => command::rename::parse(input)?,
+        "SUBSCRIBE" | "UNSUBSCRIBE" => {
+            input.sp()?;
+            Command::Subscribe {
+                mailbox: command::mailbox(input)?,
+                subscribe: name.as_str() == "SUBSCRIBE",
+            }
+        }
+        "LIST" => Command::List(command::list::parse(input, false)?),
+        "LSUB" => Command::List(command::list::parse(input, true)?),
+        "NAMESPACE" => Command::Namespace,
+        "STATUS" => Command::Status(command::status::parse(input)?),
+        "APPEND" => Command::Append(command::append::parse(input)?),
+        "CHECK" => Command::Check,
+        "CLOSE" => Command::Close,
+        "UNSELECT" => Command::Unselect,
+        "EXPUNGE" => Command::Expunge { uids: None },
+        "SEARCH" => Command::Search(command::search::parse(input, false)?),
+        "FETCH" => Command::Fetch(command::fetch::parse(input, false)?),
+        "STORE" => Command::Store(command::store::parse(input, false)?),
+        "COPY" => Command::Copy(command::copy::parse(input, false, false)?),
+        "MOVE" => Command::Copy(command::copy::parse(input, false, true)?),
+        "UID" => uid(input)?,
+        "IDLE" => Command::Idle,
+        "GETQUOTA" => {
+            input.sp()?;
+            Command::GetQuota {
+                root: input.astring()?,
+            }
+        }
+        "GETQUOTAROOT" => {
+            input.sp()?;
+            Command::GetQuotaRoot {
+                mailbox: command::mailbox(input)?,
+            }
+        }
         _ => return Ok(Command::Other { name }),
     };
     input.eol()?;
     Ok(command)
+}
+
+/// `UID SP (copy / move / fetch / search / store / uid-expunge)`
+fn uid(input: &mut Cursor<'_>) -> Result<Command, ParseErrorKind> {
+    input.sp()?;
+    let name = input.atom()?.to_ascii_uppercase();
+    Ok(match name.as_str() {
+        "FETCH" => Command::Fetch(command::fetch::parse(input, true)?),
+        "STORE" => Command::Store(command::store::parse(input, true)?),
+        "COPY" => Command::Copy(command::copy::parse(input, true, false)?),
+        "MOVE" => Command::Copy(command::copy::parse(input, true, true)?),
+        "SEARCH" => Command::Search(command::search::parse(input, true)?),
+        "EXPUNGE" => {
+            input.sp()?;
+            Command::Expunge {
+                uids: Some(command::sequence_set(input)?),
+            }
+        }
+        _ => return Err(ParseErrorKind::InvalidCommandName),
+    })
 }
 
 /// `LOGIN SP userid SP password`
@@ -240,18 +345,18 @@ impl<'a> Cursor<'a> {
         self.input.get(self.pos).copied()
     }
 
-    fn rest(&self) -> &'a [u8] {
+    pub(crate) fn rest(&self) -> &'a [u8] {
         self.input.get(self.pos..).unwrap_or_default()
     }
 
-    fn take_while(&mut self, keep: impl Fn(u8) -> bool) -> &'a [u8] {
+    pub(crate) fn take_while(&mut self, keep: impl Fn(u8) -> bool) -> &'a [u8] {
         let rest = self.rest();
         let len = rest.iter().position(|&b| !keep(b)).unwrap_or(rest.len());
         self.pos += len;
         rest.get(..len).unwrap_or_default()
     }
 
-    fn take(&mut self, len: usize) -> Result<&'a [u8], ParseErrorKind> {
+    pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], ParseErrorKind> {
         let taken = self
             .rest()
             .get(..len)
@@ -521,12 +626,20 @@ mod tests {
         assert_eq!(parse(b" NOOP\r\n"), Err(ParseErrorKind::InvalidTag));
         assert_eq!(parse(b"a\r\n"), Err(ParseErrorKind::MissingArgument));
         assert_eq!(parse(b"a (x)\r\n"), Err(ParseErrorKind::InvalidCommandName));
-        let other = parse_command(b"b7 uid fetch 1:* (FLAGS)\r\n").expect("parses");
+        let other = parse_command(b"b7 frobnicate 1:* (FLAGS)\r\n").expect("parses");
         assert_eq!(
             other.command,
             Command::Other {
-                name: Atom::new(b"UID").expect("atom")
+                name: Atom::new(b"FROBNICATE").expect("atom")
             }
+        );
+        assert!(matches!(
+            parse(b"b7 uid fetch 1:* (FLAGS)\r\n"),
+            Ok(Command::Fetch(_))
+        ));
+        assert_eq!(
+            parse(b"b7 uid frob 1\r\n"),
+            Err(ParseErrorKind::InvalidCommandName)
         );
     }
 

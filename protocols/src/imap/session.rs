@@ -9,9 +9,15 @@
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 
+use crate::imap::backend::{
+    BackendError, Completion, ImapBackend, MessageMeta, NoBackend, Pending,
+};
+use crate::imap::command::fetch::FetchArgs;
 use crate::imap::framing::{BufferFull, Frame, Framer, Literal};
+use crate::imap::limits::IMAP_APPEND_BYTES_MAX;
+use crate::imap::mailbox_name::{self, NameError};
 use crate::imap::parser::{Command, ParseError, TaggedCommand, parse_command};
-use crate::imap::types::{Secret, Tag};
+use crate::imap::types::{AString, Secret, Tag};
 use crate::limits::{
     IMAP_AUTH_FAILURES_MAX, IMAP_BAD_COMMANDS_MAX, IMAP_COMMAND_BYTES_MAX,
     IMAP_INPUT_BUFFER_BYTES_MAX, IMAP_LINE_BYTES_MAX, IMAP_LITERAL_BYTES_MAX,
@@ -21,36 +27,40 @@ use crate::limits::{
 /// Our name in `ID` answers.
 pub const SERVER_PRODUCT_NAME: &str = "msgstore";
 
-/// Commands of IMAP4rev1/rev2 and the extensions we will serve that need the
-/// authenticated (or selected) state; answered `NO [CANNOT]` until implemented.
-const LATER_COMMANDS: &[&str] = &[
-    "SELECT",
-    "EXAMINE",
-    "CREATE",
-    "DELETE",
-    "RENAME",
-    "SUBSCRIBE",
-    "UNSUBSCRIBE",
-    "LIST",
-    "LSUB",
-    "NAMESPACE",
-    "STATUS",
-    "APPEND",
+/// What the authenticated state implements, for an engine that serves it with a backend
+/// (put these in `ImapConfig::capabilities_authenticated`).
+pub const AUTHENTICATED_CAPABILITIES: &[&str] = &[
+    "IMAP4rev1",
+    "IMAP4rev2",
+    "LITERAL+",
+    "ID",
+    "ENABLE",
     "IDLE",
-    "CHECK",
-    "CLOSE",
-    "UNSELECT",
-    "EXPUNGE",
-    "SEARCH",
-    "FETCH",
-    "STORE",
-    "COPY",
+    "UIDPLUS",
     "MOVE",
-    "UID",
+    "NAMESPACE",
+    "UNSELECT",
+    "CHILDREN",
+    "SPECIAL-USE",
+    "CREATE-SPECIAL-USE",
+    "LIST-EXTENDED",
+    "LIST-STATUS",
+    "ESEARCH",
+    "SEARCHRES",
+    "CONDSTORE",
+    "QRESYNC",
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
+    "BINARY",
+    "UTF8=ACCEPT",
+    "STATUS=SIZE",
+];
+
+/// Commands of IMAP4rev1/rev2 and the extensions we will serve that need the
+/// authenticated (or selected) state but are not implemented yet: `NO [CANNOT]`.
+const LATER_COMMANDS: &[&str] = &[
     "SORT",
     "THREAD",
-    "GETQUOTA",
-    "GETQUOTAROOT",
     "SETQUOTA",
     "GETACL",
     "SETACL",
@@ -91,7 +101,7 @@ impl Default for ImapConfig {
     }
 }
 
-/// Something only the engine can do.
+/// Something only the engine can do about the connection.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ImapEvent {
     /// Check these credentials and answer with [`ImapSession::login_result`].
@@ -108,6 +118,38 @@ pub enum ImapEvent {
     StartTls,
     /// Close the connection once the output polled so far is written.
     Close,
+}
+
+/// Something the engine does about the store for the authenticated session; polled
+/// with [`ImapSession::poll_mailbox_event`]. (A separate enum from [`ImapEvent`] so
+/// engines that match that one exhaustively keep building; they may merge.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxEvent {
+    /// A mutation was staged; once the group commit made it durable (or failed), call
+    /// [`ImapSession::completed`] with this token. Nothing more is parsed until then.
+    Wait(Pending),
+    /// The client is in IDLE: call [`ImapSession::mailbox_changed`] as soon as the
+    /// selected mailbox changes (store notifier), so updates go out at once.
+    IdleStarted,
+    /// IDLE ended.
+    IdleDone,
+}
+
+/// A piece of output, in order. Message bytes are named, not copied, so the engine can
+/// stream them (io_uring read, splice/sendfile) and a large message is never in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    Bytes(Vec<u8>),
+    /// Send bytes `start..end` of message `uid` of `mailbox` (a name from
+    /// [`ImapBackend::select`]), exactly `end - start` of them: the literal header
+    /// announcing that length has already gone out. A message that shrank is a damaged
+    /// store; the engine must then close the connection rather than send short.
+    Message {
+        mailbox: String,
+        uid: u32,
+        start: u64,
+        end: u64,
+    },
 }
 
 /// The engine's answer to [`ImapEvent::Login`].
@@ -130,7 +172,7 @@ pub enum InputError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     NotAuthenticated,
     Authenticated {
         user: String,
@@ -140,29 +182,106 @@ enum State {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
+pub(crate) enum Status {
     Ok,
     No,
     Bad,
 }
 
+/// Extensions the client turned on with ENABLE (or used, for CONDSTORE).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Enabled {
+    pub condstore: bool,
+    pub qresync: bool,
+    pub utf8: bool,
+    pub rev2: bool,
+}
+
+/// The selected mailbox as this session has announced it to the client.
+#[derive(Debug, Clone)]
+pub(crate) struct Selected {
+    pub name: String,
+    pub read_only: bool,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+    /// In sequence order (UID order), expunged-but-unannounced ones included.
+    pub messages: Vec<MessageMeta>,
+    /// UIDs known expunged but not yet announced (sorted).
+    pub expunged: Vec<u32>,
+    pub keywords: Vec<String>,
+    pub keywords_creatable: bool,
+    /// The result of the last `SEARCH … SAVE` (`$`), UIDs.
+    pub saved: Vec<u32>,
+}
+
+impl Selected {
+    /// Position (0-based) of a UID.
+    pub fn index_of(&self, uid: u32) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    pub fn uids(&self) -> Vec<u32> {
+        self.messages.iter().map(|m| m.uid).collect()
+    }
+
+    pub fn is_expunged(&self, uid: u32) -> bool {
+        self.expunged.binary_search(&uid).is_ok()
+    }
+}
+
+/// What to do when a staged mutation completes.
+#[derive(Debug)]
+pub(crate) enum AfterCommit {
+    /// Answer `OK text`.
+    Simple(&'static str),
+    Append,
+    Store(crate::imap::command::store::StoreDone),
+    Expunge {
+        uid: bool,
+        close: bool,
+    },
+    Copy {
+        is_move: bool,
+    },
+    /// FETCH that set `\Seen` first; answer it now.
+    Fetch(Box<FetchArgs>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    pub tag: Tag,
+    pub pending: Pending,
+    pub then: AfterCommit,
+}
+
 /// All of a session's state. `Send`; wrapped by [`ImapSession`] (not `Send`)
 /// and [`ImapHandoff`] (`Send`).
 #[derive(Debug)]
-struct Core {
-    config: ImapConfig,
-    state: State,
-    framer: Framer,
-    output: Vec<u8>,
-    events: VecDeque<ImapEvent>,
+pub(crate) struct Core {
+    pub config: ImapConfig,
+    pub state: State,
+    pub framer: Framer,
+    pub output: Vec<u8>,
+    pub transmit: VecDeque<Transmit>,
+    pub events: VecDeque<ImapEvent>,
+    pub mailbox_events: VecDeque<MailboxEvent>,
     /// Tag of the `LOGIN` whose event is unanswered; parsing waits while set.
-    login_pending: Option<Tag>,
+    pub login_pending: Option<Tag>,
     /// Set between `STARTTLS`'s OK and `tls_started`; parsing waits meanwhile.
-    tls_pending: bool,
+    pub tls_pending: bool,
     /// TLS is on (implicitly or after STARTTLS).
-    tls_active: bool,
-    bad_commands: u32,
-    auth_failures: u32,
+    pub tls_active: bool,
+    pub bad_commands: u32,
+    pub auth_failures: u32,
+    pub enabled: Enabled,
+    pub selected: Option<Selected>,
+    /// A staged mutation; parsing waits while set.
+    pub waiting: Option<Waiting>,
+    /// The tag of the IDLE in progress.
+    pub idle: Option<Tag>,
+    /// The engine said the selected mailbox changed since the last look.
+    pub changed: bool,
 }
 
 /// One IMAP server connection's protocol state. Not `Send`: it belongs to the
@@ -194,12 +313,19 @@ impl ImapSession {
             state: State::NotAuthenticated,
             framer: Framer::new(IMAP_LINE_BYTES_MAX, IMAP_INPUT_BUFFER_BYTES_MAX),
             output: Vec::new(),
+            transmit: VecDeque::new(),
             events: VecDeque::new(),
+            mailbox_events: VecDeque::new(),
             login_pending: None,
             tls_pending: false,
             tls_active: false,
             bad_commands: 0,
             auth_failures: 0,
+            enabled: Enabled::default(),
+            selected: None,
+            waiting: None,
+            idle: None,
+            changed: false,
         };
         let greeting = format!(
             "OK [CAPABILITY {}] {} ready.",
@@ -221,26 +347,84 @@ impl ImapSession {
     /// stopping while a [`ImapEvent::Login`] is unanswered (later bytes stay
     /// buffered). Fails only when the unparsed input would pass
     /// `IMAP_INPUT_BUFFER_BYTES_MAX`; the session then says `* BYE` and closes.
-    /// Input after close is ignored.
+    /// Input after close is ignored. Commands after login are answered
+    /// `NO [UNAVAILABLE]`: an engine serving them uses [`ImapSession::handle_input_with`].
     pub fn handle_input(&mut self, data: &[u8]) -> Result<(), InputError> {
-        self.core.handle_input(data)
+        self.core.handle_input(data, &mut NoBackend)
     }
 
-    /// All output queued so far, in order, as one buffer to write.
+    /// [`ImapSession::handle_input`] with the logged-in user's store.
+    pub fn handle_input_with(
+        &mut self,
+        data: &[u8],
+        backend: &mut dyn ImapBackend,
+    ) -> Result<(), InputError> {
+        self.core.handle_input(data, backend)
+    }
+
+    /// All output bytes queued so far, in order, up to the first [`Transmit::Message`]
+    /// (which only [`ImapSession::poll_transmit`] hands out).
     pub fn poll_output(&mut self) -> Option<Vec<u8>> {
-        (!self.core.output.is_empty()).then(|| std::mem::take(&mut self.core.output))
+        match self.core.transmit.front() {
+            None => (!self.core.output.is_empty()).then(|| std::mem::take(&mut self.core.output)),
+            Some(Transmit::Bytes(_)) => match self.core.transmit.pop_front() {
+                Some(Transmit::Bytes(bytes)) => Some(bytes),
+                _ => None,
+            },
+            Some(Transmit::Message { .. }) => None,
+        }
     }
 
-    /// The next thing the engine must do.
+    /// The next piece of output: bytes, or message bytes for the engine to stream.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.core.transmit.pop_front().or_else(|| {
+            (!self.core.output.is_empty())
+                .then(|| Transmit::Bytes(std::mem::take(&mut self.core.output)))
+        })
+    }
+
+    /// The next thing the engine must do about the connection.
     pub fn poll_event(&mut self) -> Option<ImapEvent> {
         self.core.events.pop_front()
     }
 
+    /// The next thing the engine must do about the store.
+    pub fn poll_mailbox_event(&mut self) -> Option<MailboxEvent> {
+        self.core.mailbox_events.pop_front()
+    }
+
     /// Answers the outstanding [`ImapEvent::Login`] and resumes parsing the
-    /// buffered input. Calling it with no login outstanding is an engine bug
-    /// (ignored in release builds).
+    /// buffered input (commands after login are answered `NO [UNAVAILABLE]`; see
+    /// [`ImapSession::login_result_with`]). Calling it with no login outstanding is an
+    /// engine bug (ignored in release builds).
     pub fn login_result(&mut self, outcome: LoginOutcome) {
-        self.core.login_result(outcome);
+        self.core.login_result(outcome, &mut NoBackend);
+    }
+
+    /// [`ImapSession::login_result`] with the user's store, for commands pipelined
+    /// behind the LOGIN.
+    pub fn login_result_with(&mut self, outcome: LoginOutcome, backend: &mut dyn ImapBackend) {
+        self.core.login_result(outcome, backend);
+    }
+
+    /// The group commit holding `pending` is done: answers the waiting command and
+    /// resumes parsing. A token the session is not waiting for is ignored.
+    pub fn completed(
+        &mut self,
+        pending: Pending,
+        result: Result<Completion, BackendError>,
+        backend: &mut dyn ImapBackend,
+    ) {
+        self.core.completed(pending, result, backend);
+    }
+
+    /// The selected mailbox changed (another session, a delivery). In IDLE the
+    /// updates go out at once; otherwise with the next command's answer.
+    pub fn mailbox_changed(&mut self, backend: &mut dyn ImapBackend) {
+        self.core.changed = true;
+        if self.core.idle.is_some() {
+            self.core.refresh(backend, true);
+        }
     }
 
     /// The engine has finished (or at least started) the TLS handshake that
@@ -252,7 +436,7 @@ impl ImapSession {
         self.core.tls_active = true;
         // LOGIN may have been refused only because the line was plaintext.
         self.core.config.login_allowed = true;
-        self.core.process();
+        self.core.process(&mut NoBackend);
     }
 
     /// Marks a session on an implicit-TLS listener (IMAPS) before its greeting
@@ -275,6 +459,21 @@ impl ImapSession {
         }
     }
 
+    /// The selected mailbox's name, for the engine's change watch.
+    pub fn selected_mailbox(&self) -> Option<&str> {
+        self.core.selected.as_ref().map(|s| s.name.as_str())
+    }
+
+    /// Whether the client is in IDLE.
+    pub fn is_idle(&self) -> bool {
+        self.core.idle.is_some()
+    }
+
+    /// The mutation the session waits for, if any.
+    pub fn waiting_for(&self) -> Option<Pending> {
+        self.core.waiting.as_ref().map(|w| w.pending)
+    }
+
     /// True once [`ImapEvent::Close`] has been queued.
     pub fn is_closed(&self) -> bool {
         self.core.state == State::Closed
@@ -292,7 +491,11 @@ impl ImapSession {
 }
 
 impl Core {
-    fn handle_input(&mut self, mut data: &[u8]) -> Result<(), InputError> {
+    fn handle_input(
+        &mut self,
+        mut data: &[u8],
+        backend: &mut dyn ImapBackend,
+    ) -> Result<(), InputError> {
         if self.tls_pending {
             // Plaintext that arrives before the TLS switch is an injection attempt.
             return Ok(());
@@ -304,7 +507,7 @@ impl Core {
             let (now, later) = data.split_at(data.len().min(self.framer.room()));
             self.framer.push(now)?;
             data = later;
-            self.process();
+            self.process(backend);
             if data.is_empty() {
                 return Ok(());
             }
@@ -319,18 +522,28 @@ impl Core {
         }
     }
 
-    /// Answers complete commands until input runs out, a login waits, or close.
-    fn process(&mut self) {
-        while self.login_pending.is_none() && !self.tls_pending && self.state != State::Closed {
+    /// Answers complete commands until input runs out, something waits, or close.
+    pub(crate) fn process(&mut self, backend: &mut dyn ImapBackend) {
+        while self.login_pending.is_none()
+            && !self.tls_pending
+            && self.waiting.is_none()
+            && self.state != State::Closed
+        {
             match self.framer.next_frame() {
                 Frame::NeedMore => break,
+                Frame::Complete if self.idle.is_some() => {
+                    let done = matches!(self.framer.frame(), b"DONE\r\n" | b"DONE\n")
+                        || self.framer.frame().eq_ignore_ascii_case(b"done\r\n");
+                    self.framer.consume_frame();
+                    self.idle_done(done, backend);
+                }
                 Frame::Complete => {
                     let parsed = parse_command(self.framer.frame());
                     self.framer.consume_frame();
-                    self.dispatch(parsed);
+                    self.dispatch(parsed, backend);
                 }
                 Frame::LiteralAnnounced { tag, literal } => {
-                    self.decide_literal(tag.as_ref(), literal)
+                    self.decide_literal(tag.as_ref(), literal, backend)
                 }
                 Frame::TooLong { tag } => {
                     self.respond(tag.as_ref(), Status::Bad, "Command line too long")
@@ -339,25 +552,49 @@ impl Core {
         }
     }
 
-    fn decide_literal(&mut self, tag: Option<&Tag>, literal: Literal) {
-        let literal_bytes_max = match self.state {
-            State::Authenticated { .. } => IMAP_LITERAL_BYTES_MAX,
-            _ => IMAP_PREAUTH_LITERAL_BYTES_MAX,
+    fn decide_literal(&mut self, tag: Option<&Tag>, literal: Literal, backend: &dyn ImapBackend) {
+        let authenticated = matches!(self.state, State::Authenticated { .. });
+        let append = authenticated && self.framer.frame_is_command(b"APPEND");
+        let (literal_bytes_max, command_bytes_max) = if append {
+            let limit = backend
+                .append_limit()
+                .map_or(IMAP_APPEND_BYTES_MAX, |l| l.min(IMAP_APPEND_BYTES_MAX));
+            (limit, limit.saturating_add(IMAP_COMMAND_BYTES_MAX as u64))
+        } else if authenticated {
+            (IMAP_LITERAL_BYTES_MAX, IMAP_COMMAND_BYTES_MAX as u64)
+        } else {
+            (
+                IMAP_PREAUTH_LITERAL_BYTES_MAX,
+                IMAP_COMMAND_BYTES_MAX as u64,
+            )
         };
         let command_bytes = (self.framer.frame_len() as u64).saturating_add(literal.len);
-        if literal.len <= literal_bytes_max && command_bytes <= IMAP_COMMAND_BYTES_MAX as u64 {
+        if literal.len <= literal_bytes_max && command_bytes <= command_bytes_max {
             if literal.sync {
                 self.output
                     .extend_from_slice(b"+ Ready for literal data\r\n");
             }
+            if append {
+                let needed = usize::try_from(command_bytes)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(IMAP_LINE_BYTES_MAX);
+                self.framer.raise_buffer_limit(needed);
+            }
             self.framer.accept_literal();
+        } else if append {
+            self.framer.reject_literal();
+            self.respond(tag, Status::No, "[TOOBIG] Message too big");
         } else {
             self.framer.reject_literal();
             self.respond(tag, Status::Bad, "[TOOBIG] Literal too big");
         }
     }
 
-    fn dispatch(&mut self, parsed: Result<TaggedCommand, ParseError>) {
+    fn dispatch(
+        &mut self,
+        parsed: Result<TaggedCommand, ParseError>,
+        backend: &mut dyn ImapBackend,
+    ) {
         let TaggedCommand { tag, command } = match parsed {
             Ok(command) => command,
             Err(error) => {
@@ -370,6 +607,16 @@ impl Core {
                 let line = format!("CAPABILITY {}", self.capabilities());
                 self.untagged(&line);
                 self.respond(Some(&tag), Status::Ok, "CAPABILITY completed");
+            }
+            Command::Noop | Command::Check if authenticated => {
+                self.changed = true;
+                self.refresh(backend, true);
+                let done = if matches!(command, Command::Noop) {
+                    "NOOP completed"
+                } else {
+                    "CHECK completed"
+                };
+                self.respond(Some(&tag), Status::Ok, done);
             }
             Command::Noop => self.respond(Some(&tag), Status::Ok, "NOOP completed"),
             Command::Logout => {
@@ -403,12 +650,6 @@ impl Core {
                     "[CANNOT] AUTHENTICATE is not available yet",
                 );
             }
-            Command::Enable { .. } if authenticated => {
-                // No ENABLE-able extension is implemented yet, so none is enabled.
-                self.untagged("ENABLED");
-                self.respond(Some(&tag), Status::Ok, "ENABLE completed");
-            }
-            Command::Enable { .. } => self.respond(Some(&tag), Status::Bad, "Log in first"),
             Command::Other { name } if LATER_COMMANDS.contains(&name.as_str()) => {
                 if authenticated {
                     let text = format!("[CANNOT] {name} is not available yet");
@@ -418,6 +659,290 @@ impl Core {
                 }
             }
             Command::Other { .. } => self.respond(Some(&tag), Status::Bad, "Unknown command"),
+            _ if !authenticated => self.respond(Some(&tag), Status::Bad, "Log in first"),
+            command => self.authenticated_command(tag, command, backend),
+        }
+    }
+
+    /// Commands of the authenticated and selected states.
+    fn authenticated_command(&mut self, tag: Tag, command: Command, backend: &mut dyn ImapBackend) {
+        let selected_only = matches!(
+            command,
+            Command::Close
+                | Command::Unselect
+                | Command::Expunge { .. }
+                | Command::Search(_)
+                | Command::Fetch(_)
+                | Command::Store(_)
+                | Command::Copy(_)
+        );
+        if selected_only && self.selected.is_none() {
+            return self.respond(Some(&tag), Status::Bad, "No mailbox selected");
+        }
+        match command {
+            Command::Enable { capabilities } => self.enable(&tag, &capabilities),
+            Command::Select(args) => self.select(tag, args, backend),
+            Command::Create(args) => self.create(tag, args, backend),
+            Command::Delete { mailbox } => self.delete(tag, &mailbox, backend),
+            Command::Rename { from, to } => self.rename(tag, &from, &to, backend),
+            Command::Subscribe { mailbox, subscribe } => {
+                self.subscribe(tag, &mailbox, subscribe, backend)
+            }
+            Command::List(args) => self.list(&tag, &args, backend),
+            Command::Namespace => self.namespace(&tag),
+            Command::Status(args) => self.status(&tag, &args, backend),
+            Command::Append(args) => self.append(tag, args, backend),
+            Command::Close => self.close_mailbox(tag, backend),
+            Command::Unselect => {
+                self.leave_mailbox(backend);
+                self.respond(Some(&tag), Status::Ok, "UNSELECT completed");
+            }
+            Command::Expunge { uids } => self.expunge(tag, uids.as_ref(), false, backend),
+            Command::Search(args) => self.search(&tag, args, backend),
+            Command::Fetch(args) => self.fetch(tag, args, backend),
+            Command::Store(args) => self.store(tag, args, backend),
+            Command::Copy(args) => self.copy(tag, args, backend),
+            Command::Idle => self.idle_start(tag, backend),
+            Command::GetQuota { root } => self.get_quota(&tag, &root, backend),
+            Command::GetQuotaRoot { mailbox } => self.get_quota_root(&tag, &mailbox, backend),
+            _ => self.respond(Some(&tag), Status::Bad, "Unknown command"),
+        }
+    }
+
+    /// Leaves the selected mailbox (no EXPUNGE).
+    pub(crate) fn leave_mailbox(&mut self, backend: &mut dyn ImapBackend) {
+        if self.selected.take().is_some() {
+            backend.unselect();
+        }
+        self.changed = false;
+    }
+
+    /// Stages a mutation: waits for it, or answers NO at once.
+    pub(crate) fn wait_for(
+        &mut self,
+        tag: Tag,
+        staged: Result<Pending, BackendError>,
+        then: AfterCommit,
+    ) {
+        match staged {
+            Ok(pending) => {
+                self.waiting = Some(Waiting { tag, pending, then });
+                self.mailbox_events.push_back(MailboxEvent::Wait(pending));
+            }
+            Err(error) => self.respond(Some(&tag), Status::No, &error.response()),
+        }
+    }
+
+    fn completed(
+        &mut self,
+        pending: Pending,
+        result: Result<Completion, BackendError>,
+        backend: &mut dyn ImapBackend,
+    ) {
+        match &self.waiting {
+            Some(w) if w.pending == pending => {}
+            _ => {
+                debug_assert!(false, "completed({pending:?}) without a matching Wait");
+                return;
+            }
+        }
+        let Some(Waiting { tag, then, .. }) = self.waiting.take() else {
+            return;
+        };
+        if self.state == State::Closed {
+            return;
+        }
+        // Our own change shows in the mailbox like anyone's.
+        self.changed = true;
+        match result {
+            Err(error) => {
+                if let AfterCommit::Fetch(args) = then {
+                    // \Seen could not be set: answer the FETCH anyway.
+                    self.fetch_answer(tag, *args, &[], 0, backend);
+                } else {
+                    self.refresh(backend, true);
+                    self.respond(Some(&tag), Status::No, &error.response());
+                }
+            }
+            Ok(completion) => self.after_commit(tag, then, completion, backend),
+        }
+        self.process(backend);
+    }
+
+    fn after_commit(
+        &mut self,
+        tag: Tag,
+        then: AfterCommit,
+        completion: Completion,
+        backend: &mut dyn ImapBackend,
+    ) {
+        match then {
+            AfterCommit::Simple(text) => {
+                self.refresh(backend, true);
+                self.respond(Some(&tag), Status::Ok, text);
+            }
+            AfterCommit::Append => {
+                self.refresh(backend, true);
+                let text = match completion {
+                    Completion::Appended { uidvalidity, uid } => {
+                        format!("[APPENDUID {uidvalidity} {uid}] APPEND completed")
+                    }
+                    _ => "APPEND completed".into(),
+                };
+                self.respond(Some(&tag), Status::Ok, &text);
+            }
+            AfterCommit::Store(done) => self.store_done(tag, done, backend),
+            AfterCommit::Expunge { uid, close } => {
+                self.expunge_done(tag, uid, close, completion, backend)
+            }
+            AfterCommit::Copy { is_move } => self.copy_done(tag, is_move, completion, backend),
+            AfterCommit::Fetch(args) => {
+                let (seen, modseq) = match completion {
+                    Completion::FlagsChanged { uids, modseq } => (uids, modseq),
+                    _ => (Vec::new(), 0),
+                };
+                self.fetch_answer(tag, *args, &seen, modseq, backend);
+            }
+        }
+    }
+
+    /// Learns what changed in the selected mailbox and announces it: FETCH FLAGS for
+    /// flag changes, then (when `expunges` are allowed now) EXPUNGE or VANISHED, then
+    /// EXISTS for new messages.
+    pub(crate) fn refresh(&mut self, backend: &mut dyn ImapBackend, expunges: bool) {
+        self.refresh_quiet(backend, expunges, &[]);
+    }
+
+    /// [`Core::refresh`] without FETCH lines for `quiet` (the command answers for them).
+    pub(crate) fn refresh_quiet(
+        &mut self,
+        backend: &mut dyn ImapBackend,
+        expunges: bool,
+        quiet: &[u32],
+    ) {
+        if !self.changed {
+            if expunges {
+                self.announce_expunges();
+            }
+            return;
+        }
+        let Some(selected) = &mut self.selected else {
+            self.changed = false;
+            return;
+        };
+        let Ok(changes) = backend.changes(&selected.name, selected.highestmodseq) else {
+            return;
+        };
+        self.changed = false;
+        let mut gone: Vec<u32> = changes
+            .expunged
+            .iter()
+            .copied()
+            .filter(|&u| selected.index_of(u).is_some())
+            .collect();
+        if let Some(live) = &changes.live_uids {
+            let mut live = live.clone();
+            live.sort_unstable();
+            gone.extend(
+                selected
+                    .messages
+                    .iter()
+                    .map(|m| m.uid)
+                    .filter(|u| live.binary_search(u).is_err()),
+            );
+        }
+        for uid in gone {
+            if let Err(at) = selected.expunged.binary_search(&uid) {
+                selected.expunged.insert(at, uid);
+            }
+        }
+        let condstore = self.enabled.condstore;
+        let mut fetches = Vec::new();
+        let mut new_messages = false;
+        for meta in changes.updated {
+            if selected.is_expunged(meta.uid) {
+                continue;
+            }
+            match selected.index_of(meta.uid) {
+                Some(i) => {
+                    let known = &mut selected.messages[i];
+                    let flags_differ = known.flags != meta.flags;
+                    let modseq_differs = known.modseq != meta.modseq;
+                    *known = meta;
+                    if (flags_differ || (condstore && modseq_differs))
+                        && !quiet.contains(&known.uid)
+                    {
+                        fetches.push(i);
+                    }
+                }
+                None if selected.messages.last().is_none_or(|m| m.uid < meta.uid) => {
+                    for k in &meta.flags.keywords {
+                        if !selected.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                            selected.keywords.push(k.clone());
+                        }
+                    }
+                    selected.messages.push(meta);
+                    new_messages = true;
+                }
+                None => {}
+            }
+        }
+        selected.highestmodseq = selected.highestmodseq.max(changes.highestmodseq);
+        selected.uidnext = selected.uidnext.max(changes.uidnext);
+        for i in fetches {
+            let Some(selected) = &self.selected else {
+                break;
+            };
+            let m = &selected.messages[i];
+            let mut line = format!("* {} FETCH (", i + 1);
+            if self.enabled.qresync || self.enabled.rev2 {
+                line.push_str(&format!("UID {} ", m.uid));
+            }
+            line.push_str(&format!("FLAGS ({})", m.flags.to_imap()));
+            if condstore {
+                line.push_str(&format!(" MODSEQ ({})", m.modseq));
+            }
+            line.push(')');
+            self.text(&line);
+        }
+        if expunges {
+            self.announce_expunges();
+        }
+        if new_messages && let Some(selected) = &self.selected {
+            let exists = format!("* {} EXISTS", selected.messages.len());
+            self.text(&exists);
+            if !self.enabled.rev2 {
+                self.text("* 0 RECENT");
+            }
+        }
+    }
+
+    /// Announces and forgets the messages known expunged.
+    pub(crate) fn announce_expunges(&mut self) {
+        let Some(selected) = &mut self.selected else {
+            return;
+        };
+        if selected.expunged.is_empty() {
+            return;
+        }
+        let gone = std::mem::take(&mut selected.expunged);
+        if self.enabled.qresync {
+            selected
+                .messages
+                .retain(|m| gone.binary_search(&m.uid).is_err());
+            let line = format!("* VANISHED {}", crate::imap::command::format_set(&gone));
+            self.text(&line);
+            return;
+        }
+        let mut lines = Vec::new();
+        for uid in gone {
+            if let Some(i) = selected.index_of(uid) {
+                selected.messages.remove(i);
+                lines.push(format!("* {} EXPUNGE", i + 1));
+            }
+        }
+        for line in lines {
+            self.text(&line);
         }
     }
 
@@ -438,7 +963,7 @@ impl Core {
         self.login_pending = Some(tag);
     }
 
-    fn login_result(&mut self, outcome: LoginOutcome) {
+    fn login_result(&mut self, outcome: LoginOutcome, backend: &mut dyn ImapBackend) {
         debug_assert!(
             self.login_pending.is_some(),
             "login_result without a Login event"
@@ -472,11 +997,11 @@ impl Core {
                 "[UNAVAILABLE] Authentication is not available now, try again later.",
             ),
         }
-        self.process();
+        self.process(backend);
     }
 
     /// The capability list for the current state.
-    fn capabilities(&self) -> String {
+    pub(crate) fn capabilities(&self) -> String {
         match self.state {
             State::Authenticated { .. } => self.config.capabilities_authenticated.join(" "),
             _ => {
@@ -497,13 +1022,37 @@ impl Core {
         }
     }
 
-    fn untagged(&mut self, text: &str) {
+    /// A client's mailbox name in the server's form; answers BAD/NO when it is not one.
+    pub(crate) fn mailbox_name(&mut self, tag: &Tag, name: &AString) -> Option<String> {
+        match mailbox_name::from_wire(name.as_bytes(), self.enabled.utf8) {
+            Ok(name) => Some(name),
+            Err(NameError::Encoding) => {
+                self.respond(Some(tag), Status::Bad, "Invalid mailbox name encoding");
+                None
+            }
+            Err(NameError::Control) => {
+                self.respond(
+                    Some(tag),
+                    Status::No,
+                    "[CANNOT] Control characters are not allowed in mailbox names",
+                );
+                None
+            }
+        }
+    }
+
+    /// A mailbox name as the client sees it.
+    pub(crate) fn wire_name(&self, name: &str) -> String {
+        mailbox_name::to_wire(name, self.enabled.utf8)
+    }
+
+    pub(crate) fn untagged(&mut self, text: &str) {
         self.output.extend_from_slice(b"* ");
         self.text(text);
     }
 
     /// A tagged (or, without a valid tag, untagged) completion. Counts BADs.
-    fn respond(&mut self, tag: Option<&Tag>, status: Status, text: &str) {
+    pub(crate) fn respond(&mut self, tag: Option<&Tag>, status: Status, text: &str) {
         let status_text = match status {
             Status::Ok => "OK",
             Status::No => "NO",
@@ -523,7 +1072,7 @@ impl Core {
 
     /// Writes one response line. Control characters (from configuration) become
     /// spaces, so no text can end a line early.
-    fn text(&mut self, text: &str) {
+    pub(crate) fn text(&mut self, text: &str) {
         self.output.extend(
             text.bytes()
                 .map(|b| if b.is_ascii_control() { b' ' } else { b }),
@@ -531,7 +1080,26 @@ impl Core {
         self.output.extend_from_slice(b"\r\n");
     }
 
-    fn bye(&mut self, text: &str) {
+    /// Writes bytes as they are (FETCH data, literals the session built).
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        self.output.extend_from_slice(bytes);
+    }
+
+    /// Queues message bytes for the engine to stream, after the output so far.
+    pub(crate) fn message_bytes(&mut self, mailbox: &str, uid: u32, start: u64, end: u64) {
+        if !self.output.is_empty() {
+            let bytes = std::mem::take(&mut self.output);
+            self.transmit.push_back(Transmit::Bytes(bytes));
+        }
+        self.transmit.push_back(Transmit::Message {
+            mailbox: mailbox.to_owned(),
+            uid,
+            start,
+            end,
+        });
+    }
+
+    pub(crate) fn bye(&mut self, text: &str) {
         if self.state != State::Closed {
             self.untagged(&format!("BYE {text}"));
             self.close();

@@ -1,0 +1,512 @@
+//! SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH (RFC 4731), SEARCHRES (RFC 5182)
+//! and MODSEQ (RFC 7162). Done in the session: flags, dates and sizes from the message
+//! list; header and body text read through the backend, transfer-decoded and compared
+//! case-insensitively (Unicode lower case) as UTF-8.
+
+use crate::imap::backend::{ImapBackend, MessageLayout, MessageMeta, PartKind, SystemFlags};
+use crate::imap::command::fetch::decode_part;
+use crate::imap::command::{SequenceSet, format_set, number64, sequence_set};
+use crate::imap::date::{local_day, parse_date};
+use crate::imap::limits::{IMAP_DECODE_BYTES_MAX, IMAP_SEARCH_KEYS_MAX};
+use crate::imap::parser::{Cursor, ParseErrorKind};
+use crate::imap::session::{Core, Status};
+use crate::imap::types::Tag;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    /// A system flag set (or, with `unset`, not set).
+    Flag {
+        bit: u8,
+        unset: bool,
+    },
+    New,
+    Old,
+    Recent,
+    Keyword {
+        name: String,
+        unset: bool,
+    },
+    /// A header field contains the text (`FROM`, `SUBJECT`, `HEADER name text`…).
+    Header {
+        field: String,
+        text: String,
+    },
+    Body(String),
+    Text(String),
+    Before(i64),
+    On(i64),
+    Since(i64),
+    SentBefore(i64),
+    SentOn(i64),
+    SentSince(i64),
+    Larger(u64),
+    Smaller(u64),
+    Uid(SequenceSet),
+    Seq(SequenceSet),
+    ModSeq(u64),
+    Not(Box<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    And(Vec<SearchKey>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnOpt {
+    Min,
+    Max,
+    All,
+    Count,
+    Save,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchArgs {
+    pub uid: bool,
+    /// `RETURN (…)` given: answer with ESEARCH (empty list means ALL).
+    pub ret: Option<Vec<ReturnOpt>>,
+    pub key: SearchKey,
+}
+
+/// `[SP "RETURN" SP "(" opts ")"] [SP "CHARSET" SP astring] 1*(SP search-key)`
+pub fn parse(input: &mut Cursor<'_>, uid: bool) -> Result<SearchArgs, ParseErrorKind> {
+    input.sp()?;
+    let mut ret = None;
+    let mut count = 0usize;
+    let mut keys = Vec::new();
+    let first = key(input, &mut count, 0)?;
+    let first = match first {
+        Parsed::Return => {
+            input.sp()?;
+            input.expect(b'(')?;
+            let mut opts = Vec::new();
+            while input.peek() != Some(b')') {
+                let word = input.atom()?.to_ascii_uppercase();
+                opts.push(match word.as_str() {
+                    "MIN" => ReturnOpt::Min,
+                    "MAX" => ReturnOpt::Max,
+                    "ALL" => ReturnOpt::All,
+                    "COUNT" => ReturnOpt::Count,
+                    "SAVE" => ReturnOpt::Save,
+                    _ => return Err(ParseErrorKind::InvalidArgument),
+                });
+                if input.peek() == Some(b' ') {
+                    input.sp()?;
+                }
+            }
+            input.expect(b')')?;
+            ret = Some(opts);
+            input.sp()?;
+            key(input, &mut count, 0)?
+        }
+        other => other,
+    };
+    let first = match first {
+        Parsed::Charset => {
+            input.sp()?;
+            let charset = input.astring()?;
+            let name = String::from_utf8_lossy(charset.as_bytes()).to_ascii_uppercase();
+            if name != "UTF-8" && name != "US-ASCII" {
+                return Err(ParseErrorKind::InvalidArgument);
+            }
+            input.sp()?;
+            key(input, &mut count, 0)?
+        }
+        other => other,
+    };
+    match first {
+        Parsed::Key(k) => keys.push(k),
+        _ => return Err(ParseErrorKind::InvalidArgument),
+    }
+    while !input.at_eol() {
+        input.sp()?;
+        match key(input, &mut count, 0)? {
+            Parsed::Key(k) => keys.push(k),
+            _ => return Err(ParseErrorKind::InvalidArgument),
+        }
+    }
+    let key = if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    };
+    Ok(SearchArgs { uid, ret, key })
+}
+
+enum Parsed {
+    Key(SearchKey),
+    Return,
+    Charset,
+}
+
+fn text(input: &mut Cursor<'_>) -> Result<String, ParseErrorKind> {
+    input.sp()?;
+    Ok(String::from_utf8_lossy(input.astring()?.as_bytes()).into_owned())
+}
+
+fn day(input: &mut Cursor<'_>) -> Result<i64, ParseErrorKind> {
+    input.sp()?;
+    let value = if input.peek() == Some(b'"') {
+        input.quoted()?.into_bytes()
+    } else {
+        input.atom()?.as_str().as_bytes().to_vec()
+    };
+    parse_date(&value).ok_or(ParseErrorKind::InvalidArgument)
+}
+
+fn key(input: &mut Cursor<'_>, count: &mut usize, depth: usize) -> Result<Parsed, ParseErrorKind> {
+    *count += 1;
+    if *count > IMAP_SEARCH_KEYS_MAX || depth > 32 {
+        return Err(ParseErrorKind::ListTooDeep);
+    }
+    let sub = |input: &mut Cursor<'_>, count: &mut usize| -> Result<SearchKey, ParseErrorKind> {
+        match key(input, count, depth + 1)? {
+            Parsed::Key(k) => Ok(k),
+            _ => Err(ParseErrorKind::InvalidArgument),
+        }
+    };
+    match input.peek() {
+        Some(b'(') => {
+            input.expect(b'(')?;
+            let mut keys = vec![sub(input, count)?];
+            while input.peek() == Some(b' ') {
+                input.sp()?;
+                keys.push(sub(input, count)?);
+            }
+            input.expect(b')')?;
+            return Ok(Parsed::Key(SearchKey::And(keys)));
+        }
+        Some(b'0'..=b'9' | b'*' | b'$') => {
+            return Ok(Parsed::Key(SearchKey::Seq(sequence_set(input)?)));
+        }
+        _ => {}
+    }
+    let word = input.atom()?.to_ascii_uppercase();
+    let flag = |bit, unset| SearchKey::Flag { bit, unset };
+    let header = |field: &str, input: &mut Cursor<'_>| -> Result<SearchKey, ParseErrorKind> {
+        Ok(SearchKey::Header {
+            field: field.to_owned(),
+            text: text(input)?,
+        })
+    };
+    let key = match word.as_str() {
+        "RETURN" => return Ok(Parsed::Return),
+        "CHARSET" => return Ok(Parsed::Charset),
+        "ALL" => SearchKey::All,
+        "ANSWERED" => flag(SystemFlags::ANSWERED, false),
+        "DELETED" => flag(SystemFlags::DELETED, false),
+        "DRAFT" => flag(SystemFlags::DRAFT, false),
+        "FLAGGED" => flag(SystemFlags::FLAGGED, false),
+        "SEEN" => flag(SystemFlags::SEEN, false),
+        "UNANSWERED" => flag(SystemFlags::ANSWERED, true),
+        "UNDELETED" => flag(SystemFlags::DELETED, true),
+        "UNDRAFT" => flag(SystemFlags::DRAFT, true),
+        "UNFLAGGED" => flag(SystemFlags::FLAGGED, true),
+        "UNSEEN" => flag(SystemFlags::SEEN, true),
+        "NEW" => SearchKey::New,
+        "OLD" => SearchKey::Old,
+        "RECENT" => SearchKey::Recent,
+        "KEYWORD" | "UNKEYWORD" => {
+            input.sp()?;
+            SearchKey::Keyword {
+                name: input.atom()?.as_str().to_owned(),
+                unset: word.as_str() == "UNKEYWORD",
+            }
+        }
+        "BCC" => header("BCC", input)?,
+        "CC" => header("CC", input)?,
+        "FROM" => header("FROM", input)?,
+        "TO" => header("TO", input)?,
+        "SUBJECT" => header("SUBJECT", input)?,
+        "HEADER" => {
+            input.sp()?;
+            let field = String::from_utf8_lossy(input.astring()?.as_bytes()).to_ascii_uppercase();
+            SearchKey::Header {
+                field,
+                text: text(input)?,
+            }
+        }
+        "BODY" => SearchKey::Body(text(input)?),
+        "TEXT" => SearchKey::Text(text(input)?),
+        "BEFORE" => SearchKey::Before(day(input)?),
+        "ON" => SearchKey::On(day(input)?),
+        "SINCE" => SearchKey::Since(day(input)?),
+        "SENTBEFORE" => SearchKey::SentBefore(day(input)?),
+        "SENTON" => SearchKey::SentOn(day(input)?),
+        "SENTSINCE" => SearchKey::SentSince(day(input)?),
+        "LARGER" => {
+            input.sp()?;
+            SearchKey::Larger(number64(input)?)
+        }
+        "SMALLER" => {
+            input.sp()?;
+            SearchKey::Smaller(number64(input)?)
+        }
+        "UID" => {
+            input.sp()?;
+            SearchKey::Uid(sequence_set(input)?)
+        }
+        "MODSEQ" => {
+            input.sp()?;
+            if input.peek() == Some(b'"') {
+                // entry-name SP entry-type-req: per-flag modseqs are not kept separately.
+                input.quoted()?;
+                input.sp()?;
+                input.atom()?;
+                input.sp()?;
+            }
+            SearchKey::ModSeq(number64(input)?)
+        }
+        "NOT" => {
+            input.sp()?;
+            SearchKey::Not(Box::new(sub(input, count)?))
+        }
+        "OR" => {
+            input.sp()?;
+            let a = sub(input, count)?;
+            input.sp()?;
+            let b = sub(input, count)?;
+            SearchKey::Or(Box::new(a), Box::new(b))
+        }
+        _ => return Err(ParseErrorKind::InvalidArgument),
+    };
+    Ok(Parsed::Key(key))
+}
+
+/// Lazily loaded message content for one evaluation.
+struct Content<'a> {
+    backend: &'a mut dyn ImapBackend,
+    mailbox: &'a str,
+    uid: u32,
+    layout: Option<Option<MessageLayout>>,
+    header: Option<String>,
+    body: Option<String>,
+}
+
+impl Content<'_> {
+    fn layout(&mut self) -> Option<&MessageLayout> {
+        if self.layout.is_none() {
+            self.layout = Some(self.backend.layout(self.mailbox, self.uid).ok());
+        }
+        self.layout.as_ref().and_then(Option::as_ref)
+    }
+
+    /// The top-level header, unfolded, lower-cased.
+    fn header(&mut self) -> &str {
+        if self.header.is_none() {
+            let range = self
+                .layout()
+                .and_then(|l| l.parts.first().map(|p| p.header));
+            let text = range
+                .and_then(|(s, e)| self.backend.read(self.mailbox, self.uid, s, e).ok())
+                .map(|raw| {
+                    let raw = String::from_utf8_lossy(&raw)
+                        .replace("\r\n ", " ")
+                        .replace("\r\n\t", " ");
+                    raw.to_lowercase()
+                })
+                .unwrap_or_default();
+            self.header = Some(text);
+        }
+        self.header.as_deref().unwrap_or_default()
+    }
+
+    /// Every text leaf, decoded, lower-cased.
+    fn body(&mut self) -> &str {
+        if self.body.is_none() {
+            let leaves: Vec<_> = self
+                .layout()
+                .map(|l| {
+                    l.parts
+                        .iter()
+                        .filter(|p| p.kind == PartKind::Single)
+                        .filter(|p| {
+                            p.content_type.starts_with("text/") || p.content_type.is_empty()
+                        })
+                        .map(|p| (p.body, p.encoding))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut text = String::new();
+            for ((s, e), encoding) in leaves {
+                let e = e.min(s.saturating_add(IMAP_DECODE_BYTES_MAX));
+                if let Ok(raw) = self.backend.read(self.mailbox, self.uid, s, e) {
+                    text.push_str(
+                        &String::from_utf8_lossy(&decode_part(&raw, encoding)).to_lowercase(),
+                    );
+                    text.push('\n');
+                }
+            }
+            self.body = Some(text);
+        }
+        self.body.as_deref().unwrap_or_default()
+    }
+
+    /// Values of one header field (lower-case text), joined.
+    fn field(&mut self, field: &str) -> Option<String> {
+        let wanted = format!("{}:", field.to_lowercase());
+        let header = self.header();
+        let mut out: Option<String> = None;
+        for line in header.split("\r\n") {
+            if let Some(value) = line.strip_prefix(&wanted) {
+                out.get_or_insert_with(String::new).push_str(value.trim());
+            }
+        }
+        out
+    }
+}
+
+struct Context<'a> {
+    seq: u32,
+    count: u32,
+    largest_uid: u32,
+    saved: &'a [u32],
+    meta: &'a MessageMeta,
+}
+
+fn eval(key: &SearchKey, cx: &Context<'_>, content: &mut Content<'_>) -> bool {
+    let m = cx.meta;
+    match key {
+        SearchKey::All => true,
+        SearchKey::Flag { bit, unset } => m.flags.system.contains(*bit) != *unset,
+        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::Old => true,
+        SearchKey::Keyword { name, unset } => m.flags.has_keyword(name) != *unset,
+        SearchKey::Header { field, text } => {
+            let text = text.to_lowercase();
+            content.field(field).is_some_and(|v| v.contains(&text))
+        }
+        SearchKey::Body(text) => content.body().contains(&text.to_lowercase()),
+        SearchKey::Text(text) => {
+            let text = text.to_lowercase();
+            content.header().contains(&text) || content.body().contains(&text)
+        }
+        SearchKey::Before(d) => local_day(m.internaldate) < *d,
+        SearchKey::On(d) => local_day(m.internaldate) == *d,
+        SearchKey::Since(d) => local_day(m.internaldate) >= *d,
+        SearchKey::SentBefore(d) | SearchKey::SentOn(d) | SearchKey::SentSince(d) => {
+            let sent = content
+                .layout()
+                .and_then(|l| l.fields.date)
+                .unwrap_or(m.internaldate);
+            let day = local_day(sent);
+            match key {
+                SearchKey::SentBefore(_) => day < *d,
+                SearchKey::SentOn(_) => day == *d,
+                _ => day >= *d,
+            }
+        }
+        SearchKey::Larger(n) => m.size > *n,
+        SearchKey::Smaller(n) => m.size < *n,
+        SearchKey::Uid(set) => !set
+            .resolve(&[m.uid], cx.largest_uid, Some(cx.saved))
+            .is_empty(),
+        SearchKey::Seq(SequenceSet::Saved) => cx.saved.contains(&m.uid),
+        SearchKey::Seq(set) => !set.resolve(&[cx.seq], cx.count, None).is_empty(),
+        SearchKey::ModSeq(n) => m.modseq >= *n,
+        SearchKey::Not(k) => !eval(k, cx, content),
+        SearchKey::Or(a, b) => eval(a, cx, content) || eval(b, cx, content),
+        SearchKey::And(keys) => keys.iter().all(|k| eval(k, cx, content)),
+    }
+}
+
+fn uses_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::And(keys) => keys.iter().any(uses_modseq),
+        _ => false,
+    }
+}
+
+impl Core {
+    pub(crate) fn search(&mut self, tag: &Tag, args: SearchArgs, backend: &mut dyn ImapBackend) {
+        let modseq = uses_modseq(&args.key);
+        if modseq {
+            self.enabled.condstore = true;
+        }
+        self.refresh(backend, false);
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        let count = selected.messages.len() as u32;
+        let largest_uid = selected.messages.last().map_or(0, |m| m.uid);
+        let mut found: Vec<(u32, u32, u64)> = Vec::new();
+        for (i, meta) in selected.messages.iter().enumerate() {
+            let cx = Context {
+                seq: i as u32 + 1,
+                count,
+                largest_uid,
+                saved: &selected.saved,
+                meta,
+            };
+            let mut content = Content {
+                backend: &mut *backend,
+                mailbox: &selected.name,
+                uid: meta.uid,
+                layout: None,
+                header: None,
+                body: None,
+            };
+            if eval(&args.key, &cx, &mut content) {
+                found.push((i as u32 + 1, meta.uid, meta.modseq));
+            }
+        }
+        let numbers: Vec<u32> = found
+            .iter()
+            .map(|&(seq, uid, _)| if args.uid { uid } else { seq })
+            .collect();
+        let highest = found.iter().map(|f| f.2).max();
+        let mut opts = args.ret.clone().unwrap_or_default();
+        if let Some(selected) = &mut self.selected
+            && opts.contains(&ReturnOpt::Save)
+        {
+            selected.saved = found.iter().map(|f| f.1).collect();
+        }
+        match args.ret {
+            None => {
+                let mut line = String::from("SEARCH");
+                for n in &numbers {
+                    line.push_str(&format!(" {n}"));
+                }
+                if let (true, Some(h)) = (modseq, highest) {
+                    line.push_str(&format!(" (MODSEQ {h})"));
+                }
+                self.untagged(&line);
+            }
+            Some(_) => {
+                let save_only = opts == [ReturnOpt::Save];
+                opts.retain(|o| *o != ReturnOpt::Save);
+                if opts.is_empty() && !save_only {
+                    opts.push(ReturnOpt::All);
+                }
+                if !opts.is_empty() {
+                    let mut line = format!("ESEARCH (TAG \"{tag}\")");
+                    if args.uid {
+                        line.push_str(" UID");
+                    }
+                    let mut sorted = numbers.clone();
+                    sorted.sort_unstable();
+                    for opt in &opts {
+                        match (opt, sorted.first(), sorted.last()) {
+                            (ReturnOpt::Min, Some(min), _) => line.push_str(&format!(" MIN {min}")),
+                            (ReturnOpt::Max, _, Some(max)) => line.push_str(&format!(" MAX {max}")),
+                            (ReturnOpt::All, Some(_), _) => {
+                                line.push_str(&format!(" ALL {}", format_set(&sorted)))
+                            }
+                            (ReturnOpt::Count, _, _) => {
+                                line.push_str(&format!(" COUNT {}", sorted.len()))
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let (true, Some(h)) = (modseq, highest) {
+                        line.push_str(&format!(" MODSEQ {h}"));
+                    }
+                    self.untagged(&line);
+                }
+            }
+        }
+        self.respond(Some(tag), Status::Ok, "SEARCH completed");
+    }
+}

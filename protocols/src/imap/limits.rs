@@ -1,0 +1,35 @@
+//! Limits of the authenticated and selected states, each with its reason. The crate's
+//! `limits.rs` holds the pre-login ones (framing, tags, literals); these live beside the
+//! commands they bound until that file can take them.
+
+/// Ranges in one sequence set. A UID set of a fragmented mailbox from a QRESYNC-less
+/// client is the longest real case; the line limit bounds it anyway, this bounds the work.
+pub const IMAP_SEQUENCE_RANGES_MAX: usize = 16 * 1024;
+
+/// A message APPEND holds in memory before handing it to the store. The streaming
+/// APPEND (literal data straight to the store) will lift this; until then it caps what
+/// one connection can pin.
+pub const IMAP_APPEND_BYTES_MAX: u64 = 32 * 1024 * 1024;
+
+/// Search keys in one SEARCH (after OR/NOT/parentheses): bounds the evaluation cost per
+/// message.
+pub const IMAP_SEARCH_KEYS_MAX: usize = 256;
+
+/// Header field names in one `HEADER.FIELDS (…)`.
+pub const IMAP_HEADER_FIELDS_MAX: usize = 128;
+
+/// FETCH attributes in one command.
+pub const IMAP_FETCH_ITEMS_MAX: usize = 64;
+
+/// Bytes of one part the session decodes in memory (BINARY[], SEARCH BODY/TEXT);
+/// bigger parts answer `[LIMIT]` for BINARY and are searched in their first bytes.
+pub const IMAP_DECODE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Flags (system + keywords) in one STORE/APPEND flag list.
+pub const IMAP_FLAGS_MAX: usize = 128;
+
+/// Mailboxes in one LIST answer with RETURN (STATUS …): each costs a STATUS.
+pub const IMAP_LIST_STATUS_MAX: usize = 10_000;
+
+/// Patterns in one LIST-EXTENDED `(pattern …)` list.
+pub const IMAP_LIST_PATTERNS_MAX: usize = 64;
