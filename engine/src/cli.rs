@@ -35,6 +35,11 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// The forwarding database: mail for an address goes to other addresses.
+    Forward {
+        #[command(subcommand)]
+        command: ForwardCommand,
+    },
     /// Print where an address lives: bucket, shard, LMTP socket, folder.
     Route { address: String },
     /// Per-shard counters of the running server.
@@ -50,6 +55,23 @@ enum Command {
         #[arg(long, conflicts_with = "addresses")]
         all: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ForwardCommand {
+    /// Forward ADDRESS to one or more TARGETs (local or external).
+    Add {
+        address: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// Deliver to ADDRESS's own account too.
+        #[arg(long)]
+        keep_copy: bool,
+    },
+    /// Remove ADDRESS's forwarding entry.
+    Del { address: String },
+    /// Every entry, or ADDRESS's.
+    List { address: Option<String> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,6 +164,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats => AdminRequest::Stats,
         Command::Who => AdminRequest::Who,
         Command::Account { command } => account_request(command)?,
+        Command::Forward { command } => match command {
+            ForwardCommand::Add {
+                address,
+                targets,
+                keep_copy,
+            } => AdminRequest::ForwardAdd {
+                address,
+                targets,
+                keep_copy,
+            },
+            ForwardCommand::Del { address } => AdminRequest::ForwardDel { address },
+            ForwardCommand::List { address } => AdminRequest::ForwardList { address },
+        },
     };
     let show = req.clone();
     let answer = dispatch(&config, req)?;
@@ -234,9 +269,16 @@ fn dispatch(config: &Config, req: AdminRequest) -> anyhow::Result<AdminResponse>
 fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()> {
     match answer {
         AdminResponse::Error { message } => anyhow::bail!(message),
-        AdminResponse::Done => {
-            if let AdminRequest::AccountDel { address } = req {
-                println!("deleted {address}");
+        AdminResponse::Done => match req {
+            AdminRequest::AccountDel { address } | AdminRequest::ForwardDel { address } => {
+                println!("deleted {address}")
+            }
+            _ => {}
+        },
+        AdminResponse::Forwards { entries } => {
+            for f in entries {
+                let copy = if f.keep_copy { " (keep copy)" } else { "" };
+                println!("{} -> {}{copy}", f.address, f.targets.join(", "));
             }
         }
         AdminResponse::Account(v) => print_account(&v),

@@ -318,7 +318,22 @@ async fn validate_recipient(
 ) -> RecipientCheck {
     let profile = match read_profile(shard, &address).await {
         Ok(p) => p,
-        Err(StoreError::NotFound { .. }) => return RecipientCheck::Unknown,
+        Err(StoreError::NotFound { .. }) => {
+            // An address may forward without having an account.
+            let store = shard.store.clone();
+            let who = address.clone();
+            return match glommio::executor()
+                .spawn_blocking(move || store.forward(&who))
+                .await
+            {
+                Ok(Some(_)) => RecipientCheck::Accept,
+                Ok(None) => RecipientCheck::Unknown,
+                Err(e) => {
+                    tracing::warn!("rcpt {address}: forward entry: {e}");
+                    RecipientCheck::TemporaryFailure
+                }
+            };
+        }
         Err(e) => {
             tracing::warn!("rcpt {address}: {e}");
             return RecipientCheck::TemporaryFailure;

@@ -3,7 +3,7 @@
 
 use store::{Address, Bucket, NewAccount, Profile, Store, StoreError, UsageFlags};
 
-use super::proto::{AccountView, AdminRequest, AdminResponse, ReconstructView};
+use super::proto::{AccountView, AdminRequest, AdminResponse, ForwardView, ReconstructView};
 
 pub fn execute(store: &Store, req: AdminRequest) -> AdminResponse {
     match run(store, req) {
@@ -80,10 +80,51 @@ fn run(store: &Store, req: AdminRequest) -> Result<AdminResponse, StoreError> {
             let report = store::reconstruct::reconstruct_user(store, &address, |_| {})?;
             AdminResponse::Reconstructed(reconstruct_view(&address, report))
         }
+        AdminRequest::ForwardAdd {
+            address,
+            targets,
+            keep_copy,
+        } => {
+            let address = Address::parse(&address)?;
+            let f = store.set_forward(&address, &targets, keep_copy)?;
+            AdminResponse::Forwards {
+                entries: vec![forward_view(&address, &f)],
+            }
+        }
+        AdminRequest::ForwardDel { address } => {
+            store.delete_forward(&Address::parse(&address)?)?;
+            AdminResponse::Done
+        }
+        AdminRequest::ForwardList { address: Some(a) } => {
+            let address = Address::parse(&a)?;
+            match store.forward(&address)? {
+                Some(f) => AdminResponse::Forwards {
+                    entries: vec![forward_view(&address, &f)],
+                },
+                None => AdminResponse::Error {
+                    message: format!("no forwarding entry for {address}"),
+                },
+            }
+        }
+        AdminRequest::ForwardList { address: None } => AdminResponse::Forwards {
+            entries: store
+                .list_forwards()?
+                .iter()
+                .map(|(a, f)| forward_view(a, f))
+                .collect(),
+        },
         AdminRequest::Stats | AdminRequest::Who => AdminResponse::Error {
             message: "the server is not running".into(),
         },
     })
+}
+
+fn forward_view(address: &Address, f: &store::forward::Forward) -> ForwardView {
+    ForwardView {
+        address: address.to_string(),
+        targets: f.targets.iter().map(|t| t.as_str().to_owned()).collect(),
+        keep_copy: f.keep_copy,
+    }
 }
 
 pub fn reconstruct_view(address: &Address, r: store::reconstruct::Report) -> ReconstructView {

@@ -33,6 +33,19 @@ pub enum AdminRequest {
     Reconstruct {
         address: String,
     },
+    /// Forward mail for `address` (with or without an account) to `targets`.
+    ForwardAdd {
+        address: String,
+        targets: Vec<String>,
+        keep_copy: bool,
+    },
+    ForwardDel {
+        address: String,
+    },
+    /// Every forwarding entry (walks the tree), or the one of `address`.
+    ForwardList {
+        address: Option<String>,
+    },
 }
 
 impl AdminRequest {
@@ -43,7 +56,10 @@ impl AdminRequest {
             | AdminRequest::AccountShow { address }
             | AdminRequest::AccountDel { address }
             | AdminRequest::AccountSet { address, .. }
-            | AdminRequest::Reconstruct { address } => Some(address),
+            | AdminRequest::Reconstruct { address }
+            | AdminRequest::ForwardAdd { address, .. }
+            | AdminRequest::ForwardDel { address } => Some(address),
+            AdminRequest::ForwardList { address } => address.as_deref(),
             AdminRequest::AccountList | AdminRequest::Stats | AdminRequest::Who => None,
         }
     }
@@ -58,6 +74,7 @@ pub enum AdminResponse {
     Stats { shards: Vec<ShardStats> },
     Who { sessions: Vec<SessionView> },
     Reconstructed(ReconstructView),
+    Forwards { entries: Vec<ForwardView> },
     Error { message: String },
 }
 
@@ -72,6 +89,14 @@ pub struct AccountView {
     pub created_unix: u64,
     pub bucket: u16,
     pub path: String,
+}
+
+/// One forwarding entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForwardView {
+    pub address: String,
+    pub targets: Vec<String>,
+    pub keep_copy: bool,
 }
 
 /// What a reconstruct found and did for one account.

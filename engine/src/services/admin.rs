@@ -72,6 +72,13 @@ fn error(message: String) -> AdminResponse {
 }
 
 async fn route(shard: &Rc<Shard>, req: AdminRequest) -> AdminResponse {
+    if matches!(req, AdminRequest::ForwardList { address: None }) {
+        // A read-only walk of the forward tree, like `account list` offline.
+        let store = shard.store.clone();
+        return glommio::executor()
+            .spawn_blocking(move || crate::admin::ops::execute(&store, req))
+            .await;
+    }
     if let Some(address) = req.address() {
         let owner = match Address::parse(address) {
             Ok(a) => shard.owner_of(&a),

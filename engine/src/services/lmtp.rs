@@ -115,22 +115,64 @@ async fn deliver(
     drop(body);
     let message = Arc::new(message);
 
-    let mut replies: Vec<Reply> = vec![Reply::temporary_failure(); recipients.len()];
-    // owner -> (recipient index, address, folder)
-    let mut by_owner: BTreeMap<usize, Vec<(usize, Address, Option<String>)>> = BTreeMap::new();
+    let mut replies: Vec<Option<Reply>> = vec![None; recipients.len()];
+    // Where each recipient's copies go, after the forwarding database.
+    let mut targets: Vec<(usize, Address, Option<String>)> = Vec::new();
     for (i, r) in recipients.iter().enumerate() {
-        if let Ok((user, folder)) = Address::parse_recipient(r) {
-            by_owner
-                .entry(shard.owner_of(&user))
-                .or_default()
-                .push((i, user, folder));
+        let Ok((user, folder)) = Address::parse_recipient(r) else {
+            replies[i] = Some(Reply::temporary_failure());
+            continue;
+        };
+        match resolve(shard, &user).await {
+            Err(e) => {
+                tracing::warn!("forwarding of {user}: {e}");
+                replies[i] = Some(Reply::temporary_failure());
+            }
+            Ok(res) if res.loop_detected => {
+                let why = res.problem.unwrap_or_else(|| "forwarding loop".into());
+                tracing::warn!("{user}: {why}");
+                replies[i] =
+                    Reply::new(554, "5.4.6", &format!("Forwarding loop for <{user}>")).ok();
+            }
+            Ok(res) if !res.external.is_empty() => {
+                // The outbound queue is not wired to LMTP yet: defer the whole
+                // recipient (nothing delivered), so the MTA's retry does not duplicate.
+                tracing::warn!(
+                    "{user}: forwards outside the store ({}), not available yet",
+                    res.external.join(", ")
+                );
+                replies[i] = Reply::new(451, "4.3.0", "External forwarding not available yet").ok();
+            }
+            Ok(res) => {
+                for local in res.local {
+                    // The +folder applies to the address itself, not to forward targets.
+                    let f = if local == user { folder.clone() } else { None };
+                    targets.push((i, local, f));
+                }
+            }
         }
+    }
+    // owner -> (recipient index, address, folder); one copy per address.
+    let mut by_owner: BTreeMap<usize, Vec<(usize, Address, Option<String>)>> = BTreeMap::new();
+    let mut copies: BTreeMap<(Address, Option<String>), Vec<usize>> = BTreeMap::new();
+    for (i, user, folder) in targets {
+        copies.entry((user, folder)).or_default().push(i);
+    }
+    for ((user, folder), owners) in &copies {
+        by_owner.entry(shard.owner_of(user)).or_default().push((
+            owners[0],
+            user.clone(),
+            folder.clone(),
+        ));
     }
     let calls = by_owner.into_iter().map(|(owner, list)| {
         let message = message.clone();
         async move {
-            let indices: Vec<usize> = list.iter().map(|(i, _, _)| *i).collect();
-            let recipients = list.into_iter().map(|(_, u, f)| (u, f)).collect();
+            let keys: Vec<(Address, Option<String>)> = list
+                .iter()
+                .map(|(_, u, f)| (u.clone(), f.clone()))
+                .collect();
+            let recipients = keys.clone();
             let answer = shard
                 .call(
                     owner,
@@ -140,23 +182,58 @@ async fn deliver(
                     },
                 )
                 .await;
-            (indices, answer)
+            (keys, answer)
         }
     });
-    for (indices, answer) in futures::future::join_all(calls).await {
+    // The worst result of a recipient's copies is its reply.
+    let mut outcome: Vec<Option<DeliveryResult>> = vec![None; recipients.len()];
+    for (keys, answer) in futures::future::join_all(calls).await {
         let results = match answer {
             Ok(Response::Delivered(results)) => results,
-            _ => continue,
+            _ => vec![DeliveryResult::TemporaryFailure("shard unavailable".into()); keys.len()],
         };
-        for (i, result) in indices.into_iter().zip(results) {
-            if let Some(slot) = replies.get_mut(i) {
-                *slot = match result {
-                    DeliveryResult::Stored => Reply::delivered(),
-                    DeliveryResult::OverQuota => Reply::mailbox_full(),
-                    DeliveryResult::TemporaryFailure(_) => Reply::temporary_failure(),
-                };
+        for (key, result) in keys.into_iter().zip(results) {
+            for i in copies.get(&key).into_iter().flatten() {
+                let slot = &mut outcome[*i];
+                if severity(&result) > slot.as_ref().map_or(0, severity) {
+                    *slot = Some(result.clone());
+                }
             }
         }
     }
     replies
+        .into_iter()
+        .zip(outcome)
+        .map(|(reply, result)| match (reply, result) {
+            (Some(r), _) => r,
+            (None, Some(DeliveryResult::Stored)) => Reply::delivered(),
+            (None, Some(DeliveryResult::OverQuota)) => Reply::mailbox_full(),
+            // No local copy at all (cannot happen for an accepted recipient) or a failure.
+            (None, _) => Reply::temporary_failure(),
+        })
+        .collect()
+}
+
+/// Orders results so a recipient's reply is its worst copy's.
+fn severity(r: &DeliveryResult) -> u8 {
+    match r {
+        DeliveryResult::Stored => 1,
+        DeliveryResult::OverQuota => 2,
+        DeliveryResult::TemporaryFailure(_) => 3,
+    }
+}
+
+/// Follows the forwarding database for `user` on a helper thread (small reads of
+/// entries that may belong to any bucket).
+async fn resolve(
+    shard: &Rc<Shard>,
+    user: &Address,
+) -> Result<store::forward::Resolution, store::StoreError> {
+    let store = shard.store.clone();
+    let user = user.clone();
+    glommio::executor()
+        .spawn_blocking(move || {
+            store::forward::resolve(&store, &user, |a| store.profile_path(a).is_file())
+        })
+        .await
 }
