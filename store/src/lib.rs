@@ -29,5 +29,6 @@ pub mod delivery;
 pub mod journal;
 pub mod mailbox;
 pub mod notify;
+pub mod outbound;
 pub mod quota;
 pub mod reconstruct;
