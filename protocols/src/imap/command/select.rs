@@ -192,20 +192,42 @@ impl Core {
             return;
         };
         let largest = selected.uidnext.saturating_sub(1);
-        let mut vanished: Vec<u32> = changes.expunged.clone();
-        if let Some(live) = &changes.live_uids {
-            let known: Vec<u32> = (1..=largest).collect();
-            vanished = known.into_iter().filter(|u| !live.contains(u)).collect();
-        }
-        vanished.sort_unstable();
-        vanished.dedup();
-        if let Some(known) = &qresync.known_uids {
-            vanished = known.resolve(&vanished, largest, None);
-        }
-        vanished.retain(|&u| selected.index_of(u).is_none());
         let mut lines = Vec::new();
-        if !vanished.is_empty() {
-            lines.push(format!("VANISHED (EARLIER) {}", format_set(&vanished)));
+        if let Some(live) = &changes.live_uids {
+            // The change log no longer reaches back: every UID below UIDNEXT that is not
+            // live may have vanished. Sent as ranges (never enumerated: UIDs go to 2^32).
+            let mut live = live.clone();
+            live.sort_unstable();
+            let mut gaps = Vec::new();
+            let mut next = 1u32;
+            for &uid in live
+                .iter()
+                .chain(std::iter::once(&largest.saturating_add(1)))
+            {
+                if uid > next {
+                    let end = uid - 1;
+                    gaps.push(if end == next {
+                        next.to_string()
+                    } else {
+                        format!("{next}:{end}")
+                    });
+                }
+                next = next.max(uid.saturating_add(1));
+            }
+            if !gaps.is_empty() {
+                lines.push(format!("VANISHED (EARLIER) {}", gaps.join(",")));
+            }
+        } else {
+            let mut vanished: Vec<u32> = changes.expunged.clone();
+            vanished.sort_unstable();
+            vanished.dedup();
+            if let Some(known) = &qresync.known_uids {
+                vanished = known.resolve(&vanished, largest, None);
+            }
+            vanished.retain(|&u| selected.index_of(u).is_none());
+            if !vanished.is_empty() {
+                lines.push(format!("VANISHED (EARLIER) {}", format_set(&vanished)));
+            }
         }
         for meta in &changes.updated {
             if let Some(i) = selected.index_of(meta.uid) {
