@@ -86,6 +86,8 @@ pub struct AuthConfig {
     /// whatever password it sends.
     pub failures_before_block: u32,
     pub block_seconds: u64,
+    /// Shortest new password poppassd (and later the web UI) accepts, in characters.
+    pub password_min_length: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -159,6 +161,7 @@ impl Default for Config {
                 failures_before_delay: 3,
                 failures_before_block: 10,
                 block_seconds: 300,
+                password_min_length: 8,
             },
             limits: LimitsConfig {
                 connections_per_ip: 1000,
@@ -371,6 +374,7 @@ fn parse_auth(t: &toml::Table, out: &mut AuthConfig) -> Result<(), ConfigError> 
                 out.failures_before_block = n;
             }
             "block_seconds" => out.block_seconds = int(v, &key)? as u64,
+            "password_min_length" => out.password_min_length = small(v, &key)?,
             _ => return Err(err(&key, "unknown key")),
         }
     }

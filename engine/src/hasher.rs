@@ -8,10 +8,16 @@ use futures::channel::oneshot;
 
 use crate::limits::HASH_QUEUE_MAX;
 
-struct Job {
-    phc: String,
-    password: Vec<u8>,
-    reply: oneshot::Sender<bool>,
+enum Job {
+    Verify {
+        phc: String,
+        password: Vec<u8>,
+        reply: oneshot::Sender<bool>,
+    },
+    Hash {
+        password: String,
+        reply: oneshot::Sender<Option<String>>,
+    },
 }
 
 /// A handle to the pool; cheap to clone, `Send`.
@@ -30,10 +36,21 @@ impl Hasher {
                 .name(format!("hasher-{i}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
-                        let ok = std::str::from_utf8(&job.password)
-                            .map(|p| store::password::verify_password(&job.phc, p))
-                            .unwrap_or(false);
-                        let _ = job.reply.send(ok);
+                        match job {
+                            Job::Verify {
+                                phc,
+                                password,
+                                reply,
+                            } => {
+                                let ok = std::str::from_utf8(&password)
+                                    .map(|p| store::password::verify_password(&phc, p))
+                                    .unwrap_or(false);
+                                let _ = reply.send(ok);
+                            }
+                            Job::Hash { password, reply } => {
+                                let _ = reply.send(store::password::hash_password(&password).ok());
+                            }
+                        }
                     }
                 })?;
         }
@@ -45,12 +62,25 @@ impl Hasher {
     pub async fn verify(&self, phc: &str, password: &[u8]) -> Option<bool> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .try_send(Job {
+            .try_send(Job::Verify {
                 phc: phc.to_owned(),
                 password: password.to_vec(),
                 reply,
             })
             .ok()?;
         rx.await.ok()
+    }
+
+    /// Hashes a new password (argon2id PHC). `None` when the pool is saturated or
+    /// the password cannot be hashed.
+    pub async fn hash(&self, password: &str) -> Option<String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Job::Hash {
+                password: password.to_owned(),
+                reply,
+            })
+            .ok()?;
+        rx.await.ok().flatten()
     }
 }

@@ -34,6 +34,12 @@ pub enum Request {
     ListLocal,
     /// This shard's counters and sessions.
     Stats,
+    /// poppassd: set the password of `address` to `new` if `old` is its password.
+    ChangePassword {
+        address: Address,
+        old: Secret,
+        new: Secret,
+    },
     /// LMTP RCPT: may this recipient receive a message of this size now?
     ValidateRecipient {
         address: Address,
@@ -56,6 +62,7 @@ pub enum Response {
         sessions: Vec<SessionView>,
     },
     Recipient(RecipientCheck),
+    PasswordChanged(protocols::poppassd::PasswordChange),
     /// One result per recipient of a `Deliver`, in its order.
     Delivered(Vec<DeliveryResult>),
 }

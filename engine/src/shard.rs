@@ -25,6 +25,7 @@ use crate::mesh::{
 use crate::shutdown::Shutdown;
 use crate::throttle::Throttle;
 use protocols::lmtp::RecipientCheck;
+use protocols::poppassd::PasswordChange;
 use store::delivery::{Flags, InternalDate, Mailstore, Ticket};
 
 pub struct Shard {
@@ -287,6 +288,9 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
             }
             Response::Admin(answer)
         }
+        Request::ChangePassword { address, old, new } => {
+            Response::PasswordChanged(change_password(&shard, address, old, new).await)
+        }
         Request::ValidateRecipient { address, mail_size } => {
             Response::Recipient(validate_recipient(&shard, address, mail_size).await)
         }
@@ -308,6 +312,67 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
             Response::Stats { stats, sessions }
         }
     }
+}
+
+/// poppassd's change, on the owner: the old password again (the throttle applies),
+/// the rules, a new argon2id hash off the shard, the profile rewritten durably.
+async fn change_password(
+    shard: &Rc<Shard>,
+    address: Address,
+    old: Secret,
+    new: Secret,
+) -> PasswordChange {
+    match authenticate(shard, address.clone(), old, Service::Poppassd).await {
+        AuthOutcome::Ok => {}
+        AuthOutcome::Unavailable => return PasswordChange::Unavailable,
+        AuthOutcome::Failed | AuthOutcome::NotPermitted => {
+            return PasswordChange::Refused("Old password is incorrect.".into());
+        }
+    }
+    let new = match password_rules(&shard.config.auth, new.expose()) {
+        Ok(p) => p,
+        Err(why) => return PasswordChange::Refused(why),
+    };
+    let Some(phc) = shard.hasher.hash(&new).await else {
+        return PasswordChange::Unavailable;
+    };
+    let mut profile = match read_profile(shard, &address).await {
+        Ok(p) => p,
+        Err(_) => return PasswordChange::Unavailable,
+    };
+    profile.password_hash = Some(phc);
+    let store = shard.store.clone();
+    match glommio::executor()
+        .spawn_blocking(move || store.update_account(&profile))
+        .await
+    {
+        Ok(()) => {
+            shard.auth_cache.borrow_mut().remove(&address);
+            PasswordChange::Changed
+        }
+        Err(e) => {
+            tracing::warn!("password change for {address}: {e}");
+            PasswordChange::Unavailable
+        }
+    }
+}
+
+/// The rules a new password must meet; the reason is shown to the user.
+fn password_rules(auth: &crate::config::AuthConfig, new: &[u8]) -> Result<String, String> {
+    let new = std::str::from_utf8(new).map_err(|_| "The new password is not UTF-8.".to_owned())?;
+    if new.chars().count() < auth.password_min_length as usize {
+        return Err(format!(
+            "The new password must have at least {} characters.",
+            auth.password_min_length
+        ));
+    }
+    if new.len() > store::limits::PASSWORD_BYTES_MAX {
+        return Err("The new password is too long.".into());
+    }
+    if new.chars().any(char::is_control) {
+        return Err("The new password may not hold control characters.".into());
+    }
+    Ok(new.to_owned())
 }
 
 /// LMTP's RCPT check, on the owner: the account exists, is enabled, has room.

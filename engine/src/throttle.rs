@@ -110,6 +110,7 @@ mod tests {
             failures_before_delay: 2,
             failures_before_block: 5,
             block_seconds: 60,
+            password_min_length: 8,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod imap;
 pub mod lmtp;
 pub mod placeholder;
 pub mod pop3;
+pub mod poppassd;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -126,6 +127,7 @@ async fn serve_connection(shard: Rc<Shard>, service: Service, stream: TcpStream)
         Service::Imap | Service::Imaps => imap::serve(shard, service, stream, peer).await,
         Service::Lmtp => lmtp::serve(shard, stream, peer).await,
         Service::Pop3 | Service::Pop3s => pop3::serve(shard, service, stream, peer).await,
+        Service::Poppassd => poppassd::serve(shard, stream, peer).await,
         other => placeholder::serve(shard, other, stream, peer).await,
     }
 }
