@@ -68,3 +68,6 @@ pub const AUTH_CACHE_ENTRIES_MAX: usize = 100_000;
 /// How long a remembered login stays valid. A password change makes it stale at
 /// once (the digest covers the stored hash).
 pub const AUTH_CACHE_SECONDS: u64 = 600;
+
+/// Bytes of a message file read and written per step when FETCH streams a body.
+pub const IMAP_FETCH_CHUNK_BYTES: usize = 64 * 1024;

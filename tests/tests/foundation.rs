@@ -55,7 +55,7 @@ fn serve_answers_on_every_port_and_stops_on_sigterm() {
         (p.lmtp, "220 "),
         (p.lmtp + 1, "220 "),
         (p.lmtp + 2, "220 "),
-        (p.poppassd, "500 "),
+        (p.poppassd, "200 "),
     ] {
         let mut c = Client::connect(site.addr(port));
         let l = c.line();

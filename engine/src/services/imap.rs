@@ -9,28 +9,38 @@ use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures::future::{Either, select};
+use glommio::io::BufferedFile;
 use glommio::net::TcpStream;
-use protocols::imap::{ImapConfig, ImapEvent, ImapHandoff, ImapSession, LoginOutcome};
+use protocols::imap::backend::BackendError;
+use protocols::imap::{
+    AUTHENTICATED_CAPABILITIES, ImapConfig, ImapEvent, ImapHandoff, ImapSession, LoginOutcome,
+    MailboxEvent, Transmit,
+};
 use store::Address;
 
 use crate::config::Service;
 use crate::conn::{Conn, TlsState};
 use crate::handoff::{self, Handoff, SessionHandoff};
-use crate::limits::READ_CHUNK_BYTES;
+use crate::limits::{IMAP_FETCH_CHUNK_BYTES, READ_CHUNK_BYTES};
 use crate::mesh::AuthOutcome;
 use crate::services::auth::login;
+use crate::services::imap_backend::{StoreBackend, completion, map_err};
 use crate::services::{Input, read_input};
 use crate::shard::{SessionGuard, Shard};
 
-const CAPABILITIES: [&str; 3] = ["IMAP4rev1", "ID", "LITERAL+"];
+/// Advertised before login; after it, everything the session implements.
+const CAPABILITIES: [&str; 5] = ["IMAP4rev1", "IMAP4rev2", "ID", "LITERAL+", "ENABLE"];
 
 /// `plaintext_allowed`: whether a password may cross this listener without TLS
 /// (`auth.plaintext_without_tls`); when not, LOGIN waits for STARTTLS.
 pub fn session_config(tls_on: bool, plaintext_allowed: bool) -> ImapConfig {
-    let caps: Vec<String> = CAPABILITIES.iter().map(|c| c.to_string()).collect();
     ImapConfig {
-        capabilities: caps.clone(),
-        capabilities_authenticated: caps,
+        capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+        capabilities_authenticated: AUTHENTICATED_CAPABILITIES
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
         login_allowed: tls_on || plaintext_allowed,
         server_name: "msgstore".into(),
         starttls_available: !tls_on,
@@ -55,7 +65,7 @@ pub async fn serve(shard: Rc<Shard>, service: Service, stream: TcpStream, peer: 
     };
     let plaintext_allowed = shard.config.auth.plaintext_allowed(local);
     let session = ImapSession::new(session_config(conn.is_tls(), plaintext_allowed));
-    drive(shard, service, conn, peer, session, guard).await;
+    drive(shard, service, conn, peer, session, guard, None).await;
 }
 
 /// Continues a session handed over by another shard after its LOGIN succeeded.
@@ -71,11 +81,15 @@ pub async fn adopt(
 ) {
     let conn = Conn::from_parts(handoff::attach(fd), tls);
     let mut session = ImapSession::from_handoff(state);
-    session.login_result(LoginOutcome::Ok {
-        user: user.to_string(),
-    });
+    let mut backend = StoreBackend::new(shard.clone(), user.clone());
+    session.login_result_with(
+        LoginOutcome::Ok {
+            user: user.to_string(),
+        },
+        &mut backend,
+    );
     let guard = shard.register_session(service, peer, Some(user));
-    drive(shard, service, conn, peer, session, guard).await;
+    drive(shard, service, conn, peer, session, guard, Some(backend)).await;
 }
 
 async fn drive(
@@ -85,11 +99,27 @@ async fn drive(
     peer: SocketAddr,
     mut session: ImapSession,
     guard: SessionGuard,
+    mut backend: Option<StoreBackend>,
 ) {
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    // The selected mailbox and the modseq its session has seen.
+    let mut watching: Option<(u32, u64)> = None;
     loop {
-        while let Some(out) = session.poll_output() {
-            if conn.write_all(&out).await.is_err() {
+        while let Some(t) = session.poll_transmit() {
+            let sent = match t {
+                Transmit::Bytes(bytes) => conn.write_all(&bytes).await,
+                Transmit::Message {
+                    mailbox,
+                    uid,
+                    start,
+                    end,
+                } => match backend.as_ref() {
+                    Some(b) => send_message(&shard, b, &mut conn, &mailbox, uid, start, end).await,
+                    None => Err(std::io::Error::other("no store before login")),
+                },
+            };
+            if sent.is_err() {
+                conn.close().await;
                 return;
             }
         }
@@ -117,9 +147,14 @@ async fn drive(
                     Ok(user) => {
                         let owner = shard.owner_of(&user);
                         if owner == shard.id {
-                            session.login_result(LoginOutcome::Ok {
-                                user: user.to_string(),
-                            });
+                            let mut b = StoreBackend::new(shard.clone(), user.clone());
+                            session.login_result_with(
+                                LoginOutcome::Ok {
+                                    user: user.to_string(),
+                                },
+                                &mut b,
+                            );
+                            backend = Some(b);
                             guard.set_user(user);
                         } else {
                             drop(guard);
@@ -135,6 +170,26 @@ async fn drive(
             }
             continue;
         }
+        if let Some(event) = session.poll_mailbox_event() {
+            if let (MailboxEvent::Wait(pending), Some(b)) = (&event, backend.as_mut()) {
+                let result = match b.take_ticket(*pending) {
+                    Some(ticket) => shard
+                        .mail
+                        .commit(ticket)
+                        .await
+                        .map(completion)
+                        .map_err(map_err),
+                    None => Err(BackendError::Unavailable),
+                };
+                session.completed(*pending, result, b);
+            }
+            continue;
+        }
+        // Follow the selected mailbox's changes (deliveries, other sessions).
+        let selected = backend.as_ref().and_then(|b| b.selected_id());
+        if selected != watching.map(|(id, _)| id) {
+            watching = selected.map(|id| (id, 0));
+        }
         let room = session.input_room().clamp(1, buf.len());
         let limits = &shard.config.limits;
         let idle = Duration::from_secs(if session.user().is_some() {
@@ -142,10 +197,34 @@ async fn drive(
         } else {
             limits.idle_preauth_seconds
         });
-        let bye: &[u8] = match read_input(&shard, &mut conn, &mut buf[..room], idle).await {
+        let input = {
+            let read = std::pin::pin!(read_input(&shard, &mut conn, &mut buf[..room], idle));
+            let change = std::pin::pin!(ChangeWait {
+                shard: &shard,
+                user: backend.as_ref().map(|b| b.user()),
+                watching,
+            });
+            match select(read, change).await {
+                Either::Left((input, _)) => Some(input),
+                Either::Right((seen, _)) => {
+                    watching = watching.map(|(id, _)| (id, seen));
+                    None
+                }
+            }
+        };
+        let Some(input) = input else {
+            if let Some(b) = backend.as_mut() {
+                session.mailbox_changed(b);
+            }
+            continue;
+        };
+        let bye: &[u8] = match input {
             Input::Read(n) if n > 0 => {
                 // An overflow has queued a BYE and a Close event; the loop sends them.
-                let _ = session.handle_input(&buf[..n]);
+                let _ = match backend.as_mut() {
+                    Some(b) => session.handle_input_with(&buf[..n], b),
+                    None => session.handle_input(&buf[..n]),
+                };
                 continue;
             }
             Input::Read(_) | Input::Failed => return,
@@ -156,6 +235,78 @@ async fn drive(
         conn.close().await;
         return;
     }
+}
+
+/// Resolves when the watched mailbox has a change newer than the modseq seen;
+/// never when nothing is selected.
+struct ChangeWait<'a> {
+    shard: &'a Shard,
+    user: Option<&'a Address>,
+    watching: Option<(u32, u64)>,
+}
+
+impl std::future::Future for ChangeWait<'_> {
+    type Output = u64;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<u64> {
+        match (self.user, self.watching) {
+            (Some(user), Some((id, seen))) => self
+                .shard
+                .mail
+                .with(|ms| ms.notifier().poll_change(user, id, seen, cx)),
+            _ => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// Streams bytes `start..end` of a message file as the body of a literal the
+/// session has already announced; a short file is an error (the connection ends,
+/// since the literal's length is out).
+#[allow(clippy::too_many_arguments)]
+async fn send_message(
+    shard: &Shard,
+    backend: &StoreBackend,
+    conn: &mut Conn,
+    mailbox: &str,
+    uid: u32,
+    start: u64,
+    end: u64,
+) -> std::io::Result<()> {
+    let path = shard
+        .mail
+        .with(|ms| ms.open_mailbox(backend.user(), mailbox))
+        .map(|v| v.message_path(uid))
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let file = BufferedFile::open(&path)
+        .await
+        .map_err(std::io::Error::from)?;
+    let mut pos = start;
+    let mut result = Ok(());
+    while pos < end {
+        let want = ((end - pos) as usize).min(IMAP_FETCH_CHUNK_BYTES);
+        let chunk = match file.read_at(pos, want).await {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => {
+                result = Err(std::io::Error::other(
+                    "message file shorter than its index says",
+                ));
+                break;
+            }
+            Err(e) => {
+                result = Err(std::io::Error::from(e));
+                break;
+            }
+        };
+        pos += chunk.len() as u64;
+        if let Err(e) = conn.write_all(&chunk).await {
+            result = Err(e);
+            break;
+        }
+    }
+    let _ = file.close().await;
+    result
 }
 
 async fn move_to_owner(

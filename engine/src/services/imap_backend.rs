@@ -1,0 +1,477 @@
+//! The IMAP session's view of the store (`protocols::imap::ImapBackend`) for one
+//! logged-in user, on the shard that owns the user. Synchronous, like the store:
+//! mutations are staged and return a `Pending`; the driver commits the ticket
+//! (group commit) and hands the outcome back to the session.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use protocols::imap::backend as b;
+use store::delivery::{Flags, InternalDate, Outcome, Ticket};
+use store::journal::record::FlagMode;
+use store::mailbox::SpecialUse;
+use store::message::{PartKind, TransferEncoding};
+use store::{Address, StoreError};
+
+use crate::shard::Shard;
+
+pub struct StoreBackend {
+    shard: Rc<Shard>,
+    user: Address,
+    /// Staged mutations by the number handed to the session.
+    tickets: HashMap<u64, Ticket>,
+    /// The selected mailbox: name and id (for change notifications).
+    selected: Option<(String, u32)>,
+}
+
+impl StoreBackend {
+    pub fn new(shard: Rc<Shard>, user: Address) -> StoreBackend {
+        StoreBackend {
+            shard,
+            user,
+            tickets: HashMap::new(),
+            selected: None,
+        }
+    }
+
+    pub fn user(&self) -> &Address {
+        &self.user
+    }
+
+    /// The selected mailbox's id, for waiting on its changes.
+    pub fn selected_id(&self) -> Option<u32> {
+        self.selected.as_ref().map(|(_, id)| *id)
+    }
+
+    /// The ticket behind a `Pending` the session is waiting for.
+    pub fn take_ticket(&mut self, p: b::Pending) -> Option<Ticket> {
+        self.tickets.remove(&p.0)
+    }
+
+    fn pending(&mut self, t: Result<Ticket, StoreError>) -> Result<b::Pending, b::BackendError> {
+        let t = t.map_err(map_err)?;
+        let id = t.id();
+        self.tickets.insert(id, t);
+        Ok(b::Pending(id))
+    }
+}
+
+impl Drop for StoreBackend {
+    fn drop(&mut self) {
+        <Self as b::ImapBackend>::unselect(self);
+    }
+}
+
+pub fn map_err(e: StoreError) -> b::BackendError {
+    match e {
+        StoreError::NoSuchMailbox { .. } => b::BackendError::NoSuchMailbox,
+        StoreError::MailboxExists { .. } => b::BackendError::AlreadyExists,
+        StoreError::InvalidMailboxName { .. } => b::BackendError::InvalidName(e.to_string()),
+        StoreError::MailboxNotAllowed { .. } => b::BackendError::NotAllowed(e.to_string()),
+        StoreError::OverQuota { .. } => b::BackendError::OverQuota,
+        StoreError::InvalidValue { .. } => b::BackendError::Limit(e.to_string()),
+        other => {
+            tracing::warn!("imap store error: {other}");
+            b::BackendError::Unavailable
+        }
+    }
+}
+
+pub fn completion(o: Outcome) -> b::Completion {
+    match o {
+        Outcome::Delivered { uidvalidity, uid } => b::Completion::Appended { uidvalidity, uid },
+        Outcome::Copied { uidvalidity, uids } => b::Completion::Copied { uidvalidity, uids },
+        Outcome::FlagsChanged { modseq, uids } => b::Completion::FlagsChanged { modseq, uids },
+        Outcome::Expunged { uids } => b::Completion::Expunged { uids },
+        Outcome::MailboxesChanged => b::Completion::Done,
+    }
+}
+
+fn special_to_imap(s: SpecialUse) -> b::SpecialUse {
+    match s {
+        SpecialUse::Sent => b::SpecialUse::Sent,
+        SpecialUse::Drafts => b::SpecialUse::Drafts,
+        SpecialUse::Trash => b::SpecialUse::Trash,
+        SpecialUse::Junk => b::SpecialUse::Junk,
+        SpecialUse::Archive => b::SpecialUse::Archive,
+    }
+}
+
+fn special_from_imap(s: b::SpecialUse) -> Result<SpecialUse, b::BackendError> {
+    match s {
+        b::SpecialUse::Sent => Ok(SpecialUse::Sent),
+        b::SpecialUse::Drafts => Ok(SpecialUse::Drafts),
+        b::SpecialUse::Trash => Ok(SpecialUse::Trash),
+        b::SpecialUse::Junk => Ok(SpecialUse::Junk),
+        b::SpecialUse::Archive => Ok(SpecialUse::Archive),
+        b::SpecialUse::All | b::SpecialUse::Flagged => Err(b::BackendError::Unsupported),
+    }
+}
+
+fn flags(f: &b::Flags) -> Flags {
+    Flags {
+        system: f.system.0,
+        keywords: f.keywords.clone(),
+    }
+}
+
+fn meta(info: store::mailbox::MessageInfo) -> b::MessageMeta {
+    b::MessageMeta {
+        uid: info.uid,
+        flags: b::Flags {
+            system: b::SystemFlags(info.flags.0),
+            keywords: info.keywords,
+        },
+        modseq: info.modseq,
+        internaldate: b::InternalDate {
+            unix_secs: info.internaldate,
+            tz_minutes: info.tz_minutes,
+        },
+        size: info.size,
+    }
+}
+
+impl b::ImapBackend for StoreBackend {
+    fn list(&mut self) -> Result<Vec<b::MailboxInfo>, b::BackendError> {
+        let list = self
+            .shard
+            .mail
+            .with(|ms| ms.list_mailboxes(&self.user))
+            .map_err(map_err)?;
+        Ok(list
+            .into_iter()
+            .map(|m| b::MailboxInfo {
+                name: m.name,
+                noselect: false,
+                nonexistent: false,
+                special_use: m.special_use.map(special_to_imap),
+                subscribed: m.subscribed,
+            })
+            .collect())
+    }
+
+    fn status(&mut self, mailbox: &str) -> Result<b::MailboxStatus, b::BackendError> {
+        let s = self
+            .shard
+            .mail
+            .with(|ms| ms.status(&self.user, mailbox))
+            .map_err(map_err)?;
+        Ok(b::MailboxStatus {
+            messages: s.messages,
+            recent: 0,
+            uidnext: s.uidnext,
+            uidvalidity: s.uidvalidity,
+            unseen: s.unseen,
+            highestmodseq: s.highest_modseq,
+            size: s.size,
+        })
+    }
+
+    fn create(
+        &mut self,
+        mailbox: &str,
+        special_use: Option<b::SpecialUse>,
+    ) -> Result<b::Pending, b::BackendError> {
+        let su = special_use.map(special_from_imap).transpose()?;
+        let t = self
+            .shard
+            .mail
+            .with(|ms| ms.stage_create_mailbox(&self.user, mailbox, su));
+        self.pending(t)
+    }
+
+    fn delete(&mut self, mailbox: &str) -> Result<b::Pending, b::BackendError> {
+        let t = self
+            .shard
+            .mail
+            .with(|ms| ms.stage_delete_mailbox(&self.user, mailbox));
+        self.pending(t)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<b::Pending, b::BackendError> {
+        let t = self
+            .shard
+            .mail
+            .with(|ms| ms.stage_rename_mailbox(&self.user, from, to));
+        self.pending(t)
+    }
+
+    fn subscribe(
+        &mut self,
+        mailbox: &str,
+        subscribed: bool,
+    ) -> Result<b::Pending, b::BackendError> {
+        let t = self
+            .shard
+            .mail
+            .with(|ms| ms.stage_subscribe(&self.user, mailbox, subscribed));
+        self.pending(t)
+    }
+
+    fn select(&mut self, mailbox: &str, read_only: bool) -> Result<b::Snapshot, b::BackendError> {
+        self.unselect();
+        let view = self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+            .map_err(map_err)?;
+        let messages = view
+            .uids()
+            .into_iter()
+            .filter_map(|uid| view.info(uid))
+            .map(meta)
+            .collect();
+        let id = view.id();
+        let highest = view.highest_modseq();
+        self.shard
+            .mail
+            .with(|ms| ms.notifier().watch(&self.user, id, highest));
+        self.selected = Some((view.name().to_owned(), id));
+        Ok(b::Snapshot {
+            name: view.name().to_owned(),
+            uidvalidity: view.uidvalidity(),
+            uidnext: view.uidnext(),
+            highestmodseq: highest,
+            messages,
+            keywords: view.defined_keywords(),
+            keywords_creatable: true,
+            recent: 0,
+            read_only,
+        })
+    }
+
+    fn unselect(&mut self) {
+        if let Some((_, id)) = self.selected.take() {
+            self.shard
+                .mail
+                .with(|ms| ms.notifier().unwatch(&self.user, id));
+        }
+    }
+
+    /// The whole live state, as `live_uids`: correct however many changes there
+    /// were; a change log walk would be cheaper for huge mailboxes.
+    fn changes(&mut self, mailbox: &str, since_modseq: u64) -> Result<b::Changes, b::BackendError> {
+        let view = self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+            .map_err(map_err)?;
+        let uids = view.uids();
+        let updated = uids
+            .iter()
+            .filter_map(|uid| view.info(*uid))
+            .filter(|i| i.modseq > since_modseq)
+            .map(meta)
+            .collect();
+        Ok(b::Changes {
+            highestmodseq: view.highest_modseq(),
+            uidnext: view.uidnext(),
+            updated,
+            expunged: Vec::new(),
+            live_uids: Some(uids),
+        })
+    }
+
+    fn layout(&mut self, mailbox: &str, uid: u32) -> Result<b::MessageLayout, b::BackendError> {
+        let view = self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+            .map_err(map_err)?;
+        if view.get(uid).is_none() {
+            return Err(b::BackendError::Expunged);
+        }
+        let record = view.cache_record(uid).map_err(map_err)?;
+        let p = store::message::cache::decode(&record).map_err(|e| {
+            tracing::warn!("{} uid {uid}: cache record: {e:?}", self.user);
+            b::BackendError::Unavailable
+        })?;
+        let mailbox = |m: Option<store::message::Mailbox>| m.map(|m| (m.addr_spec, m.display_name));
+        Ok(b::MessageLayout {
+            size: p.size,
+            parts: p
+                .parts
+                .iter()
+                .map(|part| b::PartInfo {
+                    path: part.path.clone(),
+                    kind: match part.kind {
+                        PartKind::Multipart => b::PartKind::Multipart,
+                        PartKind::Message => b::PartKind::Message,
+                        PartKind::Single => b::PartKind::Single,
+                    },
+                    header: (part.header.start, part.header.end),
+                    body: (part.body.start, part.body.end),
+                    encoding: match part.encoding {
+                        TransferEncoding::SevenBit => b::TransferEncoding::SevenBit,
+                        TransferEncoding::EightBit => b::TransferEncoding::EightBit,
+                        TransferEncoding::Binary => b::TransferEncoding::Binary,
+                        TransferEncoding::Base64 => b::TransferEncoding::Base64,
+                        TransferEncoding::QuotedPrintable => b::TransferEncoding::QuotedPrintable,
+                        TransferEncoding::Other => b::TransferEncoding::Other,
+                    },
+                    subtree_len: part.subtree_len,
+                    charset: None,
+                    content_type: String::new(),
+                })
+                .collect(),
+            fields: b::SortFields {
+                date: p.fields.date.map(|d| b::InternalDate {
+                    unix_secs: d.unix_seconds,
+                    tz_minutes: d.tz_minutes,
+                }),
+                subject: p.fields.subject,
+                base_subject: p.fields.base_subject,
+                from: mailbox(p.fields.from),
+                to: mailbox(p.fields.to),
+                cc: mailbox(p.fields.cc),
+                message_id: p.fields.message_id,
+                references: p.fields.references,
+                in_reply_to: p.fields.in_reply_to,
+            },
+            envelope: p.envelope,
+            bodystructure: p.bodystructure,
+            body: p.body,
+        })
+    }
+
+    /// Small reads the session makes itself (HEADER.FIELDS, BINARY decoding,
+    /// SEARCH); whole bodies go out through `Transmit::Message`, streamed.
+    fn read(
+        &mut self,
+        mailbox: &str,
+        uid: u32,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<u8>, b::BackendError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let view = self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+            .map_err(map_err)?;
+        if view.get(uid).is_none() {
+            return Err(b::BackendError::Expunged);
+        }
+        let mut f =
+            std::fs::File::open(view.message_path(uid)).map_err(|_| b::BackendError::Expunged)?;
+        let len = end.saturating_sub(start);
+        let mut out = Vec::with_capacity(len.min(1 << 20) as usize);
+        f.seek(SeekFrom::Start(start))
+            .and_then(|_| f.take(len).read_to_end(&mut out))
+            .map_err(|_| b::BackendError::Unavailable)?;
+        Ok(out)
+    }
+
+    fn append_limit(&self) -> Option<u64> {
+        Some(
+            protocols::imap::limits::IMAP_APPEND_BYTES_MAX
+                .min(store::limits::MESSAGE_BYTES_MAX as u64),
+        )
+    }
+
+    fn append(
+        &mut self,
+        mailbox: &str,
+        f: &b::Flags,
+        date: Option<b::InternalDate>,
+        message: &[u8],
+    ) -> Result<b::Pending, b::BackendError> {
+        let date = date
+            .map(|d| InternalDate {
+                unix_secs: d.unix_secs,
+                tz_minutes: d.tz_minutes,
+            })
+            .unwrap_or_else(InternalDate::now);
+        let t = self
+            .shard
+            .mail
+            .with(|ms| ms.stage_append(&self.user, mailbox, message, &flags(f), date));
+        self.pending(t)
+    }
+
+    fn store_flags(
+        &mut self,
+        mailbox: &str,
+        uids: &[u32],
+        mode: b::FlagMode,
+        f: &b::Flags,
+    ) -> Result<b::Pending, b::BackendError> {
+        let mode = match mode {
+            b::FlagMode::Add => FlagMode::Add,
+            b::FlagMode::Remove => FlagMode::Remove,
+            b::FlagMode::Replace => FlagMode::Replace,
+        };
+        let t = self
+            .shard
+            .mail
+            .with(|ms| ms.stage_store_flags(&self.user, mailbox, uids, mode, &flags(f)));
+        self.pending(t)
+    }
+
+    fn expunge(&mut self, mailbox: &str, uids: &[u32]) -> Result<b::Pending, b::BackendError> {
+        let t = self
+            .shard
+            .mail
+            .with(|ms| ms.stage_expunge(&self.user, mailbox, uids));
+        self.pending(t)
+    }
+
+    fn copy(
+        &mut self,
+        mailbox: &str,
+        uids: &[u32],
+        target: &str,
+    ) -> Result<b::Pending, b::BackendError> {
+        let t = self
+            .shard
+            .mail
+            .with(|ms| ms.stage_copy(&self.user, mailbox, uids, target));
+        self.pending(t)
+    }
+
+    fn move_messages(
+        &mut self,
+        mailbox: &str,
+        uids: &[u32],
+        target: &str,
+    ) -> Result<b::Pending, b::BackendError> {
+        let t = self
+            .shard
+            .mail
+            .with(|ms| ms.stage_move(&self.user, mailbox, uids, target));
+        self.pending(t)
+    }
+
+    fn quota_roots(&mut self, _mailbox: &str) -> Result<Vec<b::Quota>, b::BackendError> {
+        Ok(vec![self.quota("")?])
+    }
+
+    fn quota(&mut self, root: &str) -> Result<b::Quota, b::BackendError> {
+        if !root.is_empty() {
+            return Err(b::BackendError::NoSuchMailbox);
+        }
+        let usage = self
+            .shard
+            .mail
+            .with(|ms| ms.usage(&self.user))
+            .map_err(map_err)?;
+        let limit = self
+            .shard
+            .store
+            .account(&self.user)
+            .map_err(map_err)?
+            .quota_bytes;
+        let mut resources = Vec::new();
+        if limit > 0 {
+            resources.push(b::QuotaResource {
+                name: "STORAGE".into(),
+                usage: usage.bytes.div_ceil(1024),
+                limit: limit / 1024,
+            });
+        }
+        Ok(b::Quota {
+            root: String::new(),
+            resources,
+        })
+    }
+}
