@@ -21,12 +21,12 @@ use store::Address;
 
 use crate::config::Service;
 use crate::conn::{Conn, TlsState};
-use crate::handoff::{self, Handoff, SessionHandoff};
+use crate::handoff::{self, SessionHandoff};
 use crate::limits::{IMAP_FETCH_CHUNK_BYTES, READ_CHUNK_BYTES};
 use crate::mesh::AuthOutcome;
 use crate::services::auth::login;
 use crate::services::imap_backend::{StoreBackend, completion, map_err};
-use crate::services::{Input, read_input};
+use crate::services::{Input, move_to_owner, open_conn, read_input};
 use crate::shard::{SessionGuard, Shard};
 
 /// Advertised before login; after it, everything the session implements.
@@ -52,16 +52,8 @@ pub async fn serve(shard: Rc<Shard>, service: Service, stream: TcpStream, peer: 
         return;
     };
     let guard = shard.register_session(service, peer, None);
-    let conn = if service == Service::Imaps {
-        match Conn::start_tls(stream, shard.tls.clone()) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("imaps {peer}: {e}");
-                return;
-            }
-        }
-    } else {
-        Conn::plain(stream)
+    let Some(conn) = open_conn(&shard, service == Service::Imaps, stream, peer) else {
+        return;
     };
     let plaintext_allowed = shard.config.auth.plaintext_allowed(local);
     let session = ImapSession::new(session_config(conn.is_tls(), plaintext_allowed));
@@ -158,7 +150,8 @@ async fn drive(
                             guard.set_user(user);
                         } else {
                             drop(guard);
-                            move_to_owner(&shard, service, owner, conn, peer, user, session).await;
+                            let state = SessionHandoff::Imap(Box::new(session.into_handoff()));
+                            move_to_owner(&shard, service, owner, conn, peer, user, state).await;
                             return;
                         }
                     }
@@ -307,36 +300,4 @@ async fn send_message(
     }
     let _ = file.close().await;
     result
-}
-
-async fn move_to_owner(
-    shard: &Rc<Shard>,
-    service: Service,
-    owner: usize,
-    conn: Conn,
-    peer: SocketAddr,
-    user: Address,
-    session: ImapSession,
-) {
-    let state = session.into_handoff();
-    let (stream, tls) = conn.into_parts();
-    let fd = match handoff::detach(stream) {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::warn!("hand-off of {user} to shard {owner}: {e}");
-            return;
-        }
-    };
-    let h = Handoff {
-        fd,
-        peer,
-        service,
-        user,
-        from_shard: shard.id,
-        tls,
-        session: SessionHandoff::Imap(Box::new(state)),
-    };
-    if let Err(e) = shard.handoff(owner, h).await {
-        tracing::warn!("hand-off to shard {owner}: {e}");
-    }
 }

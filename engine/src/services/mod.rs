@@ -19,6 +19,8 @@ use glommio::net::{TcpListener, TcpStream};
 
 use std::time::Duration;
 
+use store::Address;
+
 use crate::config::Service;
 use crate::conn::Conn;
 use crate::handoff::{Handoff, SessionHandoff};
@@ -154,6 +156,59 @@ pub async fn read_input(shard: &Shard, conn: &mut Conn, buf: &mut [u8], idle: Du
         Either::Left((Err(_), _)) => Input::Failed,
         Either::Right((Either::Left(_), _)) => Input::Stopping,
         Either::Right((Either::Right(_), _)) => Input::Idle,
+    }
+}
+
+/// The connection of a newly accepted client: TLS from the first byte on an
+/// implicit-TLS listener (IMAPS, POP3S), plain otherwise.
+pub fn open_conn(
+    shard: &Shard,
+    implicit_tls: bool,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<Conn> {
+    if !implicit_tls {
+        return Some(Conn::plain(stream));
+    }
+    match Conn::start_tls(stream, shard.tls.clone()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("tls {peer}: {e}");
+            None
+        }
+    }
+}
+
+/// Moves a logged-in session to the shard that owns its user: the socket is
+/// detached here and re-attached there, with its TLS state and session state.
+pub async fn move_to_owner(
+    shard: &Rc<Shard>,
+    service: Service,
+    owner: usize,
+    conn: Conn,
+    peer: SocketAddr,
+    user: Address,
+    session: SessionHandoff,
+) {
+    let (stream, tls) = conn.into_parts();
+    let fd = match crate::handoff::detach(stream) {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!("hand-off of {user} to shard {owner}: {e}");
+            return;
+        }
+    };
+    let h = Handoff {
+        fd,
+        peer,
+        service,
+        user,
+        from_shard: shard.id,
+        tls,
+        session,
+    };
+    if let Err(e) = shard.handoff(owner, h).await {
+        tracing::warn!("hand-off to shard {owner}: {e}");
     }
 }
 

@@ -21,11 +21,11 @@ use store::mailbox::view::MailboxView;
 
 use crate::config::Service;
 use crate::conn::{Conn, TlsState};
-use crate::handoff::{self, Handoff, SessionHandoff};
+use crate::handoff::{self, SessionHandoff};
 use crate::limits::{POP3_RETR_CHUNK_BYTES, READ_CHUNK_BYTES};
 use crate::mesh::AuthOutcome;
 use crate::services::auth::login;
-use crate::services::{Input, read_input};
+use crate::services::{Input, move_to_owner, open_conn, read_input};
 use crate::shard::{MaildropLock, SessionGuard, Shard};
 
 /// What the owning shard holds for an open maildrop.
@@ -42,16 +42,8 @@ pub async fn serve(shard: Rc<Shard>, service: Service, stream: TcpStream, peer: 
         return;
     };
     let guard = shard.register_session(service, peer, None);
-    let conn = if service == Service::Pop3s {
-        match Conn::start_tls(stream, shard.tls.clone()) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("pop3s {peer}: {e}");
-                return;
-            }
-        }
-    } else {
-        Conn::plain(stream)
+    let Some(conn) = open_conn(&shard, service == Service::Pop3s, stream, peer) else {
+        return;
     };
     let mut session = Pop3Session::new(Pop3Config {
         server_name: "msgstore".into(),
@@ -116,7 +108,8 @@ async fn drive(
                                 guard.set_user(user);
                             } else {
                                 drop(guard);
-                                move_to_owner(&shard, service, owner, conn, peer, user, session)
+                                let state = SessionHandoff::Pop3(Box::new(session.into_handoff()));
+                                move_to_owner(&shard, service, owner, conn, peer, user, state)
                                     .await;
                                 return;
                             }
@@ -315,37 +308,5 @@ async fn expunge(shard: &Rc<Shard>, md: &Maildrop, deleted: &[usize]) -> bool {
             tracing::warn!("pop3 expunge for {}: {e}", md.user);
             false
         }
-    }
-}
-
-async fn move_to_owner(
-    shard: &Rc<Shard>,
-    service: Service,
-    owner: usize,
-    conn: Conn,
-    peer: SocketAddr,
-    user: Address,
-    session: Pop3Session,
-) {
-    let state = session.into_handoff();
-    let (stream, tls) = conn.into_parts();
-    let fd = match handoff::detach(stream) {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::warn!("hand-off of {user} to shard {owner}: {e}");
-            return;
-        }
-    };
-    let h = Handoff {
-        fd,
-        peer,
-        service,
-        user,
-        from_shard: shard.id,
-        tls,
-        session: SessionHandoff::Pop3(Box::new(state)),
-    };
-    if let Err(e) = shard.handoff(owner, h).await {
-        tracing::warn!("hand-off to shard {owner}: {e}");
     }
 }
