@@ -81,26 +81,46 @@ impl Pop3Session {
     }
 }
 
+/// Other users tried when a maildrop is locked, before it counts as an error.
+const IN_USE_RETRIES: u32 = 8;
+
 impl Session for Pop3Session {
     const PROTO: &'static str = "pop3";
 
     async fn open(ctx: &Rc<WorkerCtx>, rng: &mut Rng) -> Result<Self, ClientError> {
-        let conn = Conn::connect(ctx.cfg.addr(ctx.cfg.port), ctx.tls.as_ref()).await?;
-        let mut s = Pop3Session {
-            conn,
-            reader: Pop3Reader::new(),
-            sizes: Vec::new(),
-        };
-        let greeting = s.reply(false).await?;
-        if !greeting.ok {
-            return Err(ClientError::Server(format!("greeting: {}", greeting.text)));
+        // RFC 1939 lets a server lock a maildrop to one session (`-ERR [IN-USE]`,
+        // RFC 2449); with random users, clients collide. That answer is correct, so
+        // it is counted (`maildrop_in_use`) and another user is tried, not an error.
+        let mut tries = 0;
+        loop {
+            let conn = Conn::connect(ctx.cfg.addr(ctx.cfg.port), ctx.tls.as_ref()).await?;
+            let mut s = Pop3Session {
+                conn,
+                reader: Pop3Reader::new(),
+                sizes: Vec::new(),
+            };
+            let greeting = s.reply(false).await?;
+            if !greeting.ok {
+                return Err(ClientError::Server(format!("greeting: {}", greeting.text)));
+            }
+            let user = ctx.random_user(rng);
+            s.command(&format!("USER {user}"), false).await?;
+            match s
+                .command(&format!("PASS {}", ctx.cfg.password), false)
+                .await
+            {
+                Err(ClientError::Server(text))
+                    if text.contains("[IN-USE]") && tries < IN_USE_RETRIES =>
+                {
+                    tries += 1;
+                    ctx.count("maildrop_in_use", 1);
+                    continue;
+                }
+                other => other?,
+            };
+            s.list().await?;
+            return Ok(s);
         }
-        let user = ctx.random_user(rng);
-        s.command(&format!("USER {user}"), false).await?;
-        s.command(&format!("PASS {}", ctx.cfg.password), false)
-            .await?;
-        s.list().await?;
-        Ok(s)
     }
 
     fn pick(&self, ctx: &WorkerCtx, rng: &mut Rng) -> &'static str {
