@@ -6,13 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: python3 for the real clients (imaplib, poplib, smtplib), slapd for
-# the LDAP password-location tests.
+# the LDAP password-location tests, postfix for its socketmap client.
 need_pkgs=()
 command -v python3 >/dev/null || need_pkgs+=(python3 python3-pip)
 command -v md5sum >/dev/null || need_pkgs+=(coreutils)
 command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need_pkgs+=(slapd ldap-utils)
+# Postfix's own socketmap client (postmap) checks our socketmap server.
+[ -x /usr/sbin/postmap ] || need_pkgs+=(postfix)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
+    # "No configuration": no system Postfix instance; tests run their own.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
   else

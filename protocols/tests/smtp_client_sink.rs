@@ -39,7 +39,7 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-fn start_sink(args: &[&str]) -> Option<Sink> {
+fn start_sink(args: &[&str]) -> Sink {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/tests/fixtures/smtp_sink.py");
     let dir = temp_dir("spool");
     let spool = dir.join("spool");
@@ -53,21 +53,23 @@ fn start_sink(args: &[&str]) -> Option<Sink> {
         .spawn()
     {
         Ok(child) => child,
-        Err(e) => {
-            eprintln!("python3 not available ({e}): skipped");
-            return None;
-        }
+        Err(e) => panic!("python3 is needed for the SMTP sink: {e}"),
     };
     let mut line = String::new();
-    let stdout = child.stdout.take()?;
-    BufReader::new(stdout).read_line(&mut line).ok()?;
-    let port = line.strip_prefix("READY ")?.trim().parse().ok()?;
-    Some(Sink {
+    let stdout = child.stdout.take().expect("sink stdout");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("sink prints READY");
+    let port = line
+        .strip_prefix("READY ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("sink did not start: {line:?}"));
+    Sink {
         child,
         port,
         spool,
         dir,
-    })
+    }
 }
 
 /// Runs one client session over TCP; returns the results.
@@ -140,16 +142,14 @@ const MESSAGE: &[u8] = b"From: alice@example.com\r\nTo: bob@example.net\r\nSubje
 
 #[test]
 fn delivers_byte_for_byte_with_per_recipient_results() {
-    let Some(sink) = start_sink(&[
+    let sink = start_sink(&[
         "--size",
         "10000000",
         "--reject",
         "nobody@example.net",
         "--tempfail",
         "later@example.net",
-    ]) else {
-        return;
-    };
+    ]);
     let results = deliver(
         sink.port,
         envelope(
@@ -185,9 +185,7 @@ fn delivers_byte_for_byte_with_per_recipient_results() {
 
 #[test]
 fn greylisting_passes_on_retry_and_without_pipelining() {
-    let Some(sink) = start_sink(&["--tempfail-once", "bob@example.net", "--no-pipelining"]) else {
-        return;
-    };
+    let sink = start_sink(&["--tempfail-once", "bob@example.net", "--no-pipelining"]);
     let first = deliver(sink.port, envelope(&["bob@example.net"], MESSAGE), MESSAGE);
     assert_eq!(outcomes(&first), [("bob@example.net", Outcome::Temporary)]);
     assert!(first[0].diagnostic.starts_with("451 4.3.0"));
@@ -197,9 +195,7 @@ fn greylisting_passes_on_retry_and_without_pipelining() {
 
 #[test]
 fn refusals_after_data_and_at_greeting() {
-    let Some(sink) = start_sink(&["--dot", "554 5.7.1 Message rejected as spam"]) else {
-        return;
-    };
+    let sink = start_sink(&["--dot", "554 5.7.1 Message rejected as spam"]);
     let results = deliver(sink.port, envelope(&["bob@example.net"], MESSAGE), MESSAGE);
     assert_eq!(
         outcomes(&results),
@@ -210,9 +206,7 @@ fn refusals_after_data_and_at_greeting() {
     let dir = temp_dir("rules");
     let rules = dir.join("rules.json");
     std::fs::write(&rules, br#"{"greeting": "554 5.3.2 no service today"}"#).expect("rules");
-    let Some(sink) = start_sink(&["--rules", rules.to_str().expect("utf-8 path")]) else {
-        return;
-    };
+    let sink = start_sink(&["--rules", rules.to_str().expect("utf-8 path")]);
     let results = deliver(sink.port, envelope(&["bob@example.net"], MESSAGE), MESSAGE);
     assert_eq!(
         outcomes(&results),
