@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::select;
-use store::delivery::{Mailstore, Outcome, Ticket};
+use store::delivery::{CheckpointTarget, Mailstore, Outcome, Ticket};
+use store::journal::SyncTarget;
 use store::{Store, StoreError};
 
 use crate::event::LocalEvent;
@@ -98,12 +99,7 @@ impl Mail {
                     return;
                 }
             };
-            let (target, result) = glommio::executor()
-                .spawn_blocking(move || {
-                    let r = target.run();
-                    (target, r)
-                })
-                .await;
+            let (target, result) = off_thread(target, SyncTarget::run).await;
             match result {
                 Ok(()) => {
                     self.ms.borrow_mut().synced(&target);
@@ -132,12 +128,7 @@ impl Mail {
                 return;
             }
         };
-        let (target, result) = glommio::executor()
-            .spawn_blocking(move || {
-                let r = target.run();
-                (target, r)
-            })
-            .await;
+        let (target, result) = off_thread(target, CheckpointTarget::run).await;
         match result {
             Ok(()) => {
                 if let Err(e) = self.ms.borrow_mut().finish_checkpoint(target) {
@@ -147,4 +138,18 @@ impl Mail {
             Err(e) => tracing::error!("shard {shard}: checkpoint syncfs: {e}"),
         }
     }
+}
+
+/// Runs a blocking flush (fdatasync, syncfs) on the shard's helper thread and gives
+/// the target back with the result.
+async fn off_thread<T: Send + 'static>(
+    target: T,
+    run: fn(&T) -> std::io::Result<()>,
+) -> (T, std::io::Result<()>) {
+    glommio::executor()
+        .spawn_blocking(move || {
+            let r = run(&target);
+            (target, r)
+        })
+        .await
 }

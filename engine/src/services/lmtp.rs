@@ -18,7 +18,7 @@ use crate::config::Service;
 use crate::conn::Conn;
 use crate::limits::{LMTP_IDLE_SECONDS, READ_CHUNK_BYTES};
 use crate::mesh::{DeliveryResult, Request, Response};
-use crate::services::{Input, read_input};
+use crate::services::{Goodbyes, next_input};
 use crate::shard::Shard;
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
@@ -64,19 +64,16 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
         }
         let room = session.input_room().clamp(1, buf.len());
         let idle = Duration::from_secs(LMTP_IDLE_SECONDS);
-        let bye: &[u8] = match read_input(&shard, &mut conn, &mut buf[..room], idle).await {
-            Input::Read(n) if n > 0 => {
-                let _ = session.handle_input(&buf[..n]);
-                continue;
-            }
-            // A connection that ends mid-message delivers nothing.
-            Input::Read(_) | Input::Failed => return,
-            Input::Stopping => b"421 4.3.2 Server shutting down\r\n",
-            Input::Idle => b"421 4.4.2 Idle for too long\r\n",
+        const BYE: Goodbyes = Goodbyes {
+            stopping: b"421 4.3.2 Server shutting down\r\n",
+            idle: b"421 4.4.2 Idle for too long\r\n",
         };
-        let _ = conn.write_all(bye).await;
-        conn.close().await;
-        return;
+        // A connection that ends mid-message delivers nothing.
+        let Some(n) = next_input(&shard, &mut conn, &mut buf[..room], idle, &BYE).await else {
+            conn.close().await;
+            return;
+        };
+        let _ = session.handle_input(&buf[..n]);
     }
 }
 

@@ -212,6 +212,32 @@ pub async fn move_to_owner(
     }
 }
 
+/// The goodbyes a service says when the shard stops or a client stays silent.
+pub struct Goodbyes {
+    pub stopping: &'static [u8],
+    pub idle: &'static [u8],
+}
+
+/// Waits for the next bytes from the client: `Some(n)` when `n > 0` bytes are in
+/// `buf`; `None` when the session is over (the peer closed, an error, or the shard
+/// stops / the client was idle, in which case the goodbye has been sent).
+pub async fn next_input(
+    shard: &Shard,
+    conn: &mut Conn,
+    buf: &mut [u8],
+    idle: Duration,
+    bye: &Goodbyes,
+) -> Option<usize> {
+    let line = match read_input(shard, conn, buf, idle).await {
+        Input::Read(n) if n > 0 => return Some(n),
+        Input::Read(_) | Input::Failed => return None,
+        Input::Stopping => bye.stopping,
+        Input::Idle => bye.idle,
+    };
+    let _ = conn.write_all(line).await;
+    None
+}
+
 /// Serves calls and hand-offs arriving from one other shard.
 pub async fn mesh_receiver(shard: Rc<Shard>, rx: ConnectedReceiver<MeshMsg>) {
     while let Some(msg) = rx.recv().await {

@@ -25,7 +25,7 @@ use crate::handoff::{self, SessionHandoff};
 use crate::limits::{POP3_RETR_CHUNK_BYTES, READ_CHUNK_BYTES};
 use crate::mesh::AuthOutcome;
 use crate::services::auth::login;
-use crate::services::{Input, move_to_owner, open_conn, read_input};
+use crate::services::{Goodbyes, move_to_owner, next_input, open_conn};
 use crate::shard::{MaildropLock, SessionGuard, Shard};
 
 /// What the owning shard holds for an open maildrop.
@@ -180,19 +180,16 @@ async fn drive(
         } else {
             limits.idle_preauth_seconds
         });
-        let bye: &[u8] = match read_input(&shard, &mut conn, &mut buf[..room], idle).await {
-            Input::Read(n) if n > 0 => {
-                let _ = session.handle_input(&buf[..n]);
-                continue;
-            }
-            // A dropped connection deletes nothing; the lock goes with `maildrop`.
-            Input::Read(_) | Input::Failed => return,
-            Input::Stopping => b"-ERR [SYS/TEMP] Server shutting down\r\n",
-            Input::Idle => b"-ERR Autologout; idle for too long\r\n",
+        const BYE: Goodbyes = Goodbyes {
+            stopping: b"-ERR [SYS/TEMP] Server shutting down\r\n",
+            idle: b"-ERR Autologout; idle for too long\r\n",
         };
-        let _ = conn.write_all(bye).await;
-        conn.close().await;
-        return;
+        // A dropped connection deletes nothing; the lock goes with `maildrop`.
+        let Some(n) = next_input(&shard, &mut conn, &mut buf[..room], idle, &BYE).await else {
+            conn.close().await;
+            return;
+        };
+        let _ = session.handle_input(&buf[..n]);
     }
 }
 

@@ -18,7 +18,7 @@ use crate::conn::Conn;
 use crate::limits::READ_CHUNK_BYTES;
 use crate::mesh::{AuthOutcome, Request, Response};
 use crate::services::auth::login;
-use crate::services::{Input, read_input};
+use crate::services::{Goodbyes, next_input};
 use crate::shard::Shard;
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
@@ -70,17 +70,14 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
         }
         let room = session.input_room().clamp(1, buf.len());
         let idle = Duration::from_secs(shard.config.limits.idle_preauth_seconds);
-        let bye: &[u8] = match read_input(&shard, &mut conn, &mut buf[..room], idle).await {
-            Input::Read(n) if n > 0 => {
-                let _ = session.handle_input(&buf[..n]);
-                continue;
-            }
-            Input::Read(_) | Input::Failed => return,
-            Input::Stopping => b"500 Server shutting down\r\n",
-            Input::Idle => b"500 Idle for too long\r\n",
+        const BYE: Goodbyes = Goodbyes {
+            stopping: b"500 Server shutting down\r\n",
+            idle: b"500 Idle for too long\r\n",
         };
-        let _ = conn.write_all(bye).await;
-        conn.close().await;
-        return;
+        let Some(n) = next_input(&shard, &mut conn, &mut buf[..room], idle, &BYE).await else {
+            conn.close().await;
+            return;
+        };
+        let _ = session.handle_input(&buf[..n]);
     }
 }
