@@ -71,3 +71,7 @@ pub const AUTH_CACHE_SECONDS: u64 = 600;
 
 /// Bytes of a message file read and written per step when FETCH streams a body.
 pub const IMAP_FETCH_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Seconds an MTA's socketmap connection may stay silent; Postfix's proxymap keeps
+/// them open and reconnects when they close.
+pub const SOCKETMAP_IDLE_SECONDS: u64 = 600;

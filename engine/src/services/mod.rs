@@ -9,6 +9,7 @@ pub mod lmtp;
 pub mod placeholder;
 pub mod pop3;
 pub mod poppassd;
+pub mod socketmap;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -131,6 +132,7 @@ async fn serve_connection(shard: Rc<Shard>, service: Service, stream: TcpStream)
         Service::Lmtp => lmtp::serve(shard, stream, peer).await,
         Service::Pop3 | Service::Pop3s => pop3::serve(shard, service, stream, peer).await,
         Service::Poppassd => poppassd::serve(shard, stream, peer).await,
+        Service::Socketmap => socketmap::serve(shard, stream, peer).await,
         other => placeholder::serve(shard, other, stream, peer).await,
     }
 }
