@@ -49,20 +49,17 @@
 //! line ending in `<<no-crlf>>` is sent without its CRLF (half a command).
 //! At the end every event must have been claimed by an `E:` line.
 
+mod common;
+use common::*;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use protocols::imap::backend::{BackendError, FlagMode, Flags, SpecialUse, SystemFlags};
 use protocols::imap::memory::MemoryBackend;
 use protocols::imap::{
     ImapBackend, ImapConfig, ImapEvent, ImapSession, LoginOutcome, MailboxEvent, Pending, Transmit,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feed {
-    Chunk,
-    ByteByByte,
-}
 
 #[derive(Debug)]
 enum Step {
@@ -153,33 +150,6 @@ struct Transcript {
     starttls: bool,
     /// (line number, step)
     steps: Vec<(usize, Step)>,
-}
-
-fn expand(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("<<") {
-        out.extend_from_slice(&rest.as_bytes()[..open]);
-        let after = &rest[open + 2..];
-        let close = after
-            .find(">>")
-            .ok_or_else(|| format!("unclosed << in {text:?}"))?;
-        let spec = &after[..close];
-        if let Some(hex) = spec.strip_prefix('x') {
-            out.push(u8::from_str_radix(hex, 16).map_err(|e| format!("bad byte {spec:?}: {e}"))?);
-        } else {
-            let (count, unit) = spec
-                .split_once('*')
-                .ok_or_else(|| format!("bad macro {spec:?}"))?;
-            let count: usize = count
-                .parse()
-                .map_err(|e| format!("bad count {count:?}: {e}"))?;
-            out.extend(unit.as_bytes().repeat(count));
-        }
-        rest = &after[close + 2..];
-    }
-    out.extend_from_slice(rest.as_bytes());
-    Ok(out)
 }
 
 fn parse_transcript(text: &str) -> Result<Transcript, String> {
@@ -296,14 +266,6 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
         transcript.steps.push((number, step));
     }
     Ok(transcript)
-}
-
-fn show(bytes: &[u8]) -> String {
-    let mut text = String::new();
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        let _ = writeln!(text, "    {}", line.escape_ascii());
-    }
-    text
 }
 
 struct Runner {
@@ -509,17 +471,6 @@ fn run(transcript: &Transcript, feed: Feed) -> Result<(), String> {
     }
 }
 
-fn transcript_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/imap");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("transcript directory")
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "txt"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// `IMAP_TRANSCRIPT_RECORD=name.txt cargo test --test transcripts record` prints the
 /// transcript with its S: lines replaced by what the session says now (for writing new
 /// transcripts; the output still has to be read and judged before it is kept).
@@ -597,7 +548,7 @@ fn config(transcript: &Transcript) -> ImapConfig {
 
 #[test]
 fn imap_transcripts() {
-    let files = transcript_files();
+    let files = transcript_files("imap");
     assert!(files.len() >= 10, "transcripts missing: {files:?}");
     let mut failures = String::new();
     for file in &files {

@@ -43,19 +43,15 @@
 //! line ending in `<<no-crlf>>` is sent without CRLF. E: arguments are split
 //! on spaces before expansion. At the end every event must have been claimed.
 
+mod common;
+use common::*;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use protocols::pop3::{
     DotStuffer, LoginOutcome, MaildropError, Pop3Config, Pop3Event, Pop3Session, RetrieveError,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feed {
-    Chunk,
-    ByteByByte,
-}
 
 #[derive(Debug)]
 enum Step {
@@ -80,68 +76,6 @@ enum Step {
 struct Transcript {
     config: Pop3Config,
     steps: Vec<(usize, Step)>,
-}
-
-/// Expands `<<…>>` macros, nesting allowed.
-fn expand(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let bytes = text.as_bytes();
-    let mut index = 0;
-    while index < bytes.len() {
-        if !bytes[index..].starts_with(b"<<") {
-            out.push(bytes[index]);
-            index += 1;
-            continue;
-        }
-        let (spec, end) = macro_body(text, index + 2)?;
-        index = end;
-        if spec == "crlf" {
-            out.extend_from_slice(b"\r\n");
-        } else if let Some(hex) = spec.strip_prefix('x') {
-            out.push(u8::from_str_radix(hex, 16).map_err(|e| format!("bad byte {spec:?}: {e}"))?);
-        } else {
-            let (count, unit) = spec
-                .split_once('*')
-                .ok_or_else(|| format!("bad macro {spec:?}"))?;
-            let count: usize = count
-                .parse()
-                .map_err(|e| format!("bad count {count:?}: {e}"))?;
-            out.extend(expand(unit)?.repeat(count));
-        }
-    }
-    Ok(out)
-}
-
-fn macro_body(text: &str, start: usize) -> Result<(&str, usize), String> {
-    let bytes = text.as_bytes();
-    let mut depth = 1;
-    let mut index = start;
-    while index + 1 < bytes.len() {
-        if bytes[index..].starts_with(b"<<") {
-            depth += 1;
-            index += 2;
-        } else if bytes[index..].starts_with(b">>") {
-            depth -= 1;
-            if depth == 0 {
-                return Ok((&text[start..index], index + 2));
-            }
-            index += 2;
-        } else {
-            index += 1;
-        }
-    }
-    Err(format!("unclosed << in {text:?}"))
-}
-
-fn line_bytes(body: &str) -> Result<Vec<u8>, String> {
-    match body.strip_suffix("<<no-crlf>>") {
-        Some(body) => expand(body),
-        None => {
-            let mut bytes = expand(body)?;
-            bytes.extend_from_slice(b"\r\n");
-            Ok(bytes)
-        }
-    }
 }
 
 /// `=` is empty; anything else is expanded.
@@ -305,14 +239,6 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
     Ok(Transcript { config, steps })
 }
 
-fn show(bytes: &[u8]) -> String {
-    let mut text = String::new();
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        let _ = writeln!(text, "    {}", line.escape_ascii());
-    }
-    text
-}
-
 struct Runner {
     session: Option<Pop3Session>,
     actual: Vec<u8>,
@@ -447,20 +373,9 @@ fn run(transcript: &Transcript, feed: Feed) -> Result<(), String> {
     }
 }
 
-fn transcript_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/pop3");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("transcript directory")
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "txt"))
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn pop3_transcripts() {
-    let files = transcript_files();
+    let files = transcript_files("pop3");
     assert!(files.len() >= 10, "transcripts missing: {files:?}");
     let mut failures = String::new();
     for file in &files {

@@ -21,19 +21,15 @@
 //! `<<N*TEXT>>` stands for TEXT repeated N times, `<<xHH>>` for the byte 0xHH;
 //! E: arguments are split on spaces first. Every event must be claimed.
 
+mod common;
+use common::*;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use protocols::poppassd::{
     PasswordChange, PasswordCheck, PoppassdConfig, PoppassdEvent, PoppassdSession,
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feed {
-    Chunk,
-    ByteByByte,
-}
 
 #[derive(Debug)]
 enum Step {
@@ -43,33 +39,6 @@ enum Step {
     Expect(String),
     Check(PasswordCheck),
     Change(PasswordChange),
-}
-
-fn expand(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("<<") {
-        out.extend_from_slice(&rest.as_bytes()[..open]);
-        let after = &rest[open + 2..];
-        let close = after
-            .find(">>")
-            .ok_or_else(|| format!("unclosed << in {text:?}"))?;
-        let spec = &after[..close];
-        if let Some(hex) = spec.strip_prefix('x') {
-            out.push(u8::from_str_radix(hex, 16).map_err(|e| format!("bad byte {spec:?}: {e}"))?);
-        } else {
-            let (count, unit) = spec
-                .split_once('*')
-                .ok_or_else(|| format!("bad macro {spec:?}"))?;
-            let count: usize = count
-                .parse()
-                .map_err(|e| format!("bad count {count:?}: {e}"))?;
-            out.extend(unit.as_bytes().repeat(count));
-        }
-        rest = &after[close + 2..];
-    }
-    out.extend_from_slice(rest.as_bytes());
-    Ok(out)
 }
 
 fn describe(event: &PoppassdEvent) -> String {
@@ -144,14 +113,6 @@ fn parse_transcript(text: &str) -> Result<Vec<(usize, Step)>, String> {
     Ok(steps)
 }
 
-fn show(bytes: &[u8]) -> String {
-    let mut text = String::new();
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        let _ = writeln!(text, "    {}", line.escape_ascii());
-    }
-    text
-}
-
 fn run(steps: &[(usize, Step)], feed: Feed) -> Result<(), String> {
     let mut session = PoppassdSession::new(PoppassdConfig {
         server_name: "pop.example.net".into(),
@@ -203,20 +164,9 @@ fn run(steps: &[(usize, Step)], feed: Feed) -> Result<(), String> {
     }
 }
 
-fn transcript_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts/poppassd");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("transcript directory")
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "txt"))
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn poppassd_transcripts() {
-    let files = transcript_files();
+    let files = transcript_files("poppassd");
     assert!(files.len() >= 5, "transcripts missing: {files:?}");
     let mut failures = String::new();
     for file in &files {
