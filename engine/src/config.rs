@@ -92,7 +92,9 @@ pub struct AuthConfig {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LimitsConfig {
-    /// Connections one client IP may hold on one shard.
+    /// Connections one client IP may hold on one shard. The default (1000) is high
+    /// on purpose: an ISP's subscribers often share one address behind carrier NAT,
+    /// and a webmail or proxy host opens many sessions from one address.
     pub connections_per_ip: u32,
     /// Seconds a connection may stay silent before it logs in.
     pub idle_preauth_seconds: u64,
