@@ -96,6 +96,10 @@ pub struct LimitsConfig {
     /// on purpose: an ISP's subscribers often share one address behind carrier NAT,
     /// and a webmail or proxy host opens many sessions from one address.
     pub connections_per_ip: u32,
+    /// Sessions one shard serves at once (every service together); past it new
+    /// connections get the protocol's "too many connections" answer. Bounded by
+    /// `limits::SESSIONS_PER_SHARD_MAX`.
+    pub connections_per_shard: u32,
     /// Seconds a connection may stay silent before it logs in.
     pub idle_preauth_seconds: u64,
     /// Seconds an authenticated IMAP session may stay silent (RFC 3501: at least 30 min).
@@ -167,6 +171,7 @@ impl Default for Config {
             },
             limits: LimitsConfig {
                 connections_per_ip: 1000,
+                connections_per_shard: crate::limits::SESSIONS_PER_SHARD_MAX as u32,
                 idle_preauth_seconds: 60,
                 idle_imap_seconds: 30 * 60,
                 idle_pop3_seconds: 10 * 60,
@@ -394,6 +399,16 @@ fn parse_limits(t: &toml::Table, out: &mut LimitsConfig) -> Result<(), ConfigErr
         };
         match k.as_str() {
             "connections_per_ip" => out.connections_per_ip = small(v, &key)?.max(1),
+            "connections_per_shard" => {
+                let n = positive(v)?;
+                if n as usize > crate::limits::SESSIONS_PER_SHARD_MAX {
+                    return Err(err(
+                        &key,
+                        format!("at most {}", crate::limits::SESSIONS_PER_SHARD_MAX),
+                    ));
+                }
+                out.connections_per_shard = n as u32;
+            }
             "idle_preauth_seconds" => out.idle_preauth_seconds = positive(v)? as u64,
             "idle_imap_seconds" => out.idle_imap_seconds = positive(v)? as u64,
             "idle_pop3_seconds" => out.idle_pop3_seconds = positive(v)? as u64,

@@ -22,8 +22,9 @@ pub const BLOCKING_THREADS_PER_SHARD: usize = 2;
 /// How long a stopping shard waits for its sessions to say goodbye before it exits.
 pub const STOP_GRACE_MS: u64 = 3_000;
 
-/// Sessions one shard serves at once; past it new connections are refused with a
-/// protocol-appropriate "too many connections" so the shard keeps its memory bound.
+/// The most `limits.connections_per_shard` may be (and its default): past it new
+/// connections are refused with a protocol-appropriate "too many connections" so the
+/// shard keeps its memory bound.
 pub const SESSIONS_PER_SHARD_MAX: usize = 200_000;
 
 /// First delay after the free failed logins; it doubles with each further failure.

@@ -34,6 +34,7 @@
 //! B: flags MBOX UID +|-|= [FLAG…]   another session changes flags
 //! B: expunge MBOX UID…       another session expunges
 //! B: append-limit N / B: quota KIB
+//! B: manage                the user may SETQUOTA
 //! E: wait                    the next mailbox event must be Wait(token)
 //! E: commit                  group commit of that token, then session.completed(Ok)
 //! E: fail                    session.completed(Err(Unavailable)) for that token
@@ -92,6 +93,7 @@ enum Fixture {
     Expunge(String, Vec<u32>),
     AppendLimit(u64),
     Quota(u64),
+    Manage,
 }
 
 fn flags_of(words: &[&str]) -> Result<Flags, String> {
@@ -140,6 +142,7 @@ fn fixture(body: &str) -> Result<Fixture, String> {
         ),
         ["append-limit", n] => Fixture::AppendLimit(number(n)?),
         ["quota", n] => Fixture::Quota(number(n)?),
+        ["manage"] => Fixture::Manage,
         _ => return Err(format!("unknown fixture {body:?}")),
     })
 }
@@ -329,6 +332,7 @@ impl Runner {
             }
             Fixture::AppendLimit(n) => backend.append_limit = Some(*n),
             Fixture::Quota(n) => backend.quota_kib = Some(*n),
+            Fixture::Manage => backend.may_manage = true,
         }
         Ok(())
     }

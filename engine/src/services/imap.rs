@@ -19,11 +19,12 @@ use protocols::imap::{
 };
 use store::Address;
 
+use crate::admin::proto::{AdminRequest, AdminResponse};
 use crate::config::Service;
 use crate::conn::{Conn, TlsState};
 use crate::handoff::{self, SessionHandoff};
 use crate::limits::{IMAP_FETCH_CHUNK_BYTES, READ_CHUNK_BYTES};
-use crate::mesh::AuthOutcome;
+use crate::mesh::{AuthOutcome, Request, Response};
 use crate::services::auth::login;
 use crate::services::imap_backend::{StoreBackend, completion, map_err};
 use crate::services::{Input, move_to_owner, open_conn, read_input};
@@ -165,14 +166,15 @@ async fn drive(
         }
         if let Some(event) = session.poll_mailbox_event() {
             if let (MailboxEvent::Wait(pending), Some(b)) = (&event, backend.as_mut()) {
-                let result = match b.take_ticket(*pending) {
-                    Some(ticket) => shard
+                let result = match (b.take_ticket(*pending), b.take_admin(*pending)) {
+                    (Some(ticket), _) => shard
                         .mail
                         .commit(ticket)
                         .await
                         .map(completion)
                         .map_err(map_err),
-                    None => Err(BackendError::Unavailable),
+                    (None, Some(request)) => account_change(&shard, request).await,
+                    (None, None) => Err(BackendError::Unavailable),
                 };
                 session.completed(*pending, result, b);
             }
@@ -300,4 +302,26 @@ async fn send_message(
     }
     let _ = file.close().await;
     result
+}
+
+/// Runs an account change a session asked for (SETQUOTA) on the account's owning
+/// shard, like the admin socket does.
+async fn account_change(
+    shard: &Rc<Shard>,
+    request: AdminRequest,
+) -> Result<protocols::imap::backend::Completion, BackendError> {
+    let Some(address) = request.address().and_then(|a| Address::parse(a).ok()) else {
+        return Err(BackendError::NoSuchMailbox);
+    };
+    match shard
+        .call(shard.owner_of(&address), Request::Admin(request))
+        .await
+    {
+        Ok(Response::Admin(AdminResponse::Account(_) | AdminResponse::Done)) => {
+            Ok(protocols::imap::backend::Completion::Done)
+        }
+        // The account does not exist (or cannot be read): the root is unknown.
+        Ok(Response::Admin(AdminResponse::Error { .. })) => Err(BackendError::NoSuchMailbox),
+        Ok(_) | Err(_) => Err(BackendError::Unavailable),
+    }
 }

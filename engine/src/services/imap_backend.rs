@@ -13,13 +13,21 @@ use store::mailbox::SpecialUse;
 use store::message::{PartKind, TransferEncoding};
 use store::{Address, StoreError};
 
+use crate::admin::proto::AdminRequest;
 use crate::shard::Shard;
+
+/// `Pending` numbers of account changes (SETQUOTA) have this bit set, so they never
+/// collide with the store's ticket numbers.
+const ADMIN_PENDING: u64 = 1 << 63;
 
 pub struct StoreBackend {
     shard: Rc<Shard>,
     user: Address,
     /// Staged mutations by the number handed to the session.
     tickets: HashMap<u64, Ticket>,
+    /// Account changes (SETQUOTA) the driver sends to the account's owning shard.
+    admin: HashMap<u64, AdminRequest>,
+    next_admin: u64,
     /// The selected mailbox: name and id (for change notifications).
     selected: Option<(String, u32)>,
 }
@@ -30,6 +38,8 @@ impl StoreBackend {
             shard,
             user,
             tickets: HashMap::new(),
+            admin: HashMap::new(),
+            next_admin: 0,
             selected: None,
         }
     }
@@ -46,6 +56,11 @@ impl StoreBackend {
     /// The ticket behind a `Pending` the session is waiting for.
     pub fn take_ticket(&mut self, p: b::Pending) -> Option<Ticket> {
         self.tickets.remove(&p.0)
+    }
+
+    /// The account change behind a `Pending` the session is waiting for.
+    pub fn take_admin(&mut self, p: b::Pending) -> Option<AdminRequest> {
+        self.admin.remove(&p.0)
     }
 
     fn pending(&mut self, t: Result<Ticket, StoreError>) -> Result<b::Pending, b::BackendError> {
@@ -444,6 +459,44 @@ impl b::ImapBackend for StoreBackend {
 
     fn quota_roots(&mut self, _mailbox: &str) -> Result<Vec<b::Quota>, b::BackendError> {
         Ok(vec![self.quota("")?])
+    }
+
+    /// Quota roots: `""` is the user's own mail, an address another account's. The
+    /// change goes through the same admin path as `msgstore account set --quota`, on
+    /// the account's owning shard.
+    fn set_quota(
+        &mut self,
+        root: &str,
+        storage_kib: Option<u64>,
+    ) -> Result<b::Pending, b::BackendError> {
+        let me = self.shard.store.account(&self.user).map_err(map_err)?;
+        if !me.flags.manage {
+            return Err(b::BackendError::NoPermission);
+        }
+        let target = if root.is_empty() {
+            self.user.clone()
+        } else {
+            Address::parse(root).map_err(|_| b::BackendError::NoSuchMailbox)?
+        };
+        let quota_bytes = match storage_kib {
+            // 0 = no limit in the profile; a limit of 0 KiB would refuse everything,
+            // which is what a client asking for it means: keep it at 1 byte.
+            Some(kib) => kib.saturating_mul(1024).max(1),
+            None => 0,
+        };
+        let id = ADMIN_PENDING | self.next_admin;
+        self.next_admin += 1;
+        self.admin.insert(
+            id,
+            AdminRequest::AccountSet {
+                address: target.to_string(),
+                name: None,
+                quota_bytes: Some(quota_bytes),
+                flags: None,
+                password_hash: None,
+            },
+        );
+        Ok(b::Pending(id))
     }
 
     fn quota(&mut self, root: &str) -> Result<b::Quota, b::BackendError> {

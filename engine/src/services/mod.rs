@@ -120,7 +120,7 @@ async fn serve_connection(shard: Rc<Shard>, service: Service, stream: TcpStream)
     // Answers are small and often follow each other (pipelining, LMTP's per-
     // recipient replies): Nagle would hold them for the client's delayed ACK.
     let _ = stream.set_nodelay(true);
-    if shard.session_count() >= crate::limits::SESSIONS_PER_SHARD_MAX
+    if shard.session_count() >= shard.config.limits.connections_per_shard as usize
         || shard.sessions_of(peer.ip()) >= shard.config.limits.connections_per_ip
     {
         shard.stats.borrow_mut().connections_refused += 1;

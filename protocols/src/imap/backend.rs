@@ -76,6 +76,9 @@ pub enum BackendError {
     /// Not supported by this backend.
     #[error("not supported")]
     Unsupported,
+    /// The user may not do this (SETQUOTA without the manage flag).
+    #[error("permission denied")]
+    NoPermission,
 }
 
 impl BackendError {
@@ -92,6 +95,7 @@ impl BackendError {
             BackendError::Expunged => "[EXPUNGEISSUED] Some messages were expunged".into(),
             BackendError::Unavailable => "[UNAVAILABLE] Try again later".into(),
             BackendError::Unsupported => "[CANNOT] Not supported".into(),
+            BackendError::NoPermission => "[NOPERM] Permission denied".into(),
         }
     }
 }
@@ -541,6 +545,15 @@ pub trait ImapBackend {
     fn quota_roots(&mut self, mailbox: &str) -> Result<Vec<Quota>, BackendError>;
     /// One quota root (GETQUOTA); `NoSuchMailbox` for an unknown root.
     fn quota(&mut self, root: &str) -> Result<Quota, BackendError>;
+    /// SETQUOTA: sets the STORAGE limit of a quota root in KiB (`None` removes it).
+    /// Only accounts allowed to manage may; others get `NoPermission`.
+    fn set_quota(
+        &mut self,
+        _root: &str,
+        _storage_kib: Option<u64>,
+    ) -> Result<Pending, BackendError> {
+        Err(BackendError::NoPermission)
+    }
 }
 
 /// A backend that refuses everything with `[UNAVAILABLE]`: what

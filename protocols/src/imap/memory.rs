@@ -32,6 +32,7 @@ struct Mailbox {
 
 #[derive(Debug, Clone)]
 enum Op {
+    SetQuota(Option<u64>),
     Create(String, Option<SpecialUse>),
     Delete(String),
     Rename(String, String),
@@ -54,6 +55,8 @@ pub struct MemoryBackend {
     pub append_limit: Option<u64>,
     /// STORAGE quota in KiB; `None` for none.
     pub quota_kib: Option<u64>,
+    /// Whether the user may SETQUOTA (the manage flag).
+    pub may_manage: bool,
     /// The mailbox `select` opened, for tests to check.
     pub selected: Option<String>,
     /// Current time for APPEND without a date.
@@ -97,6 +100,7 @@ impl MemoryBackend {
             next_uidvalidity: 1,
             append_limit: None,
             quota_kib: None,
+            may_manage: false,
             selected: None,
             now: InternalDate {
                 unix_secs: 1_700_000_000,
@@ -239,6 +243,10 @@ impl MemoryBackend {
 
     fn apply(&mut self, op: Op) -> Result<Completion, BackendError> {
         match op {
+            Op::SetQuota(kib) => {
+                self.quota_kib = kib;
+                Ok(Completion::Done)
+            }
             Op::Create(name, special_use) => {
                 if self.mailboxes.contains_key(&name) {
                     return Err(BackendError::AlreadyExists);
@@ -592,6 +600,16 @@ impl ImapBackend for MemoryBackend {
     fn quota_roots(&mut self, mailbox: &str) -> Result<Vec<Quota>, BackendError> {
         self.exists(mailbox)?;
         Ok(self.quota("").into_iter().collect())
+    }
+
+    fn set_quota(&mut self, root: &str, storage_kib: Option<u64>) -> Result<Pending, BackendError> {
+        if !self.may_manage {
+            return Err(BackendError::NoPermission);
+        }
+        if !root.is_empty() {
+            return Err(BackendError::NoSuchMailbox);
+        }
+        Ok(self.stage(Op::SetQuota(storage_kib)))
     }
 
     fn quota(&mut self, root: &str) -> Result<Quota, BackendError> {

@@ -82,6 +82,7 @@ pub enum Command {
     GetQuotaRoot {
         mailbox: AString,
     },
+    SetQuota(command::quota::SetQuotaArgs),
     /// Any other command; arguments not parsed yet. `name` is upper-cased.
     Other {
         name: Atom,
@@ -221,6 +222,7 @@ fn command(input: &mut Cursor<'_>) -> Result<Command, ParseErrorKind> {
                 mailbox: command::mailbox(input)?,
             }
         }
+        "SETQUOTA" => Command::SetQuota(command::quota::parse_set(input)?),
         _ => return Ok(Command::Other { name }),
     };
     input.eol()?;

@@ -61,7 +61,6 @@ pub const AUTHENTICATED_CAPABILITIES: &[&str] = &[
 const LATER_COMMANDS: &[&str] = &[
     "SORT",
     "THREAD",
-    "SETQUOTA",
     "GETACL",
     "SETACL",
     "DELETEACL",
@@ -705,6 +704,7 @@ impl Core {
             Command::Idle => self.idle_start(tag, backend),
             Command::GetQuota { root } => self.get_quota(&tag, &root, backend),
             Command::GetQuotaRoot { mailbox } => self.get_quota_root(&tag, &mailbox, backend),
+            Command::SetQuota(args) => self.set_quota(tag, args, backend),
             _ => self.respond(Some(&tag), Status::Bad, "Unknown command"),
         }
     }

@@ -1,9 +1,47 @@
-//! GETQUOTA and GETQUOTAROOT (RFC 9208). SETQUOTA is for MANAGE accounts, later.
+//! GETQUOTA, GETQUOTAROOT and SETQUOTA (RFC 9208). SETQUOTA is for accounts with
+//! the manage flag (the backend decides); the quota root of a user's own mail is
+//! `""`, another account's is its address.
 
 use crate::imap::backend::{ImapBackend, Quota};
+use crate::imap::command::number64;
 use crate::imap::mailbox_name::quote;
-use crate::imap::session::{Core, Status};
+use crate::imap::parser::{Cursor, ParseErrorKind};
+use crate::imap::session::{AfterCommit, Core, Status};
 use crate::imap::types::{AString, Tag};
+
+/// At most this many `resource limit` pairs in one SETQUOTA: RFC 9208 defines
+/// five resources, so more can only be junk.
+const SETQUOTA_RESOURCES_MAX: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetQuotaArgs {
+    pub root: AString,
+    /// `(name, limit)`, names upper-cased. Empty = remove every limit.
+    pub resources: Vec<(String, u64)>,
+}
+
+/// `SP quota-root-name SP "(" [resource SP limit *(SP resource SP limit)] ")"`
+pub fn parse_set(input: &mut Cursor<'_>) -> Result<SetQuotaArgs, ParseErrorKind> {
+    input.sp()?;
+    let root = input.astring()?;
+    input.sp()?;
+    input.expect(b'(')?;
+    let mut resources = Vec::new();
+    while input.peek() != Some(b')') {
+        if !resources.is_empty() {
+            input.sp()?;
+        }
+        if resources.len() == SETQUOTA_RESOURCES_MAX {
+            return Err(ParseErrorKind::InvalidArgument);
+        }
+        let name = input.atom()?.to_ascii_uppercase();
+        input.sp()?;
+        let limit = number64(input)?;
+        resources.push((name.as_str().to_owned(), limit));
+    }
+    input.expect(b')')?;
+    Ok(SetQuotaArgs { root, resources })
+}
 
 impl Core {
     fn quota_line(&mut self, quota: &Quota) {
@@ -25,6 +63,26 @@ impl Core {
             }
             Err(_) => self.respond(Some(tag), Status::No, "[NONEXISTENT] No such quota root"),
         }
+    }
+
+    pub(crate) fn set_quota(
+        &mut self,
+        tag: Tag,
+        args: SetQuotaArgs,
+        backend: &mut dyn ImapBackend,
+    ) {
+        let root = String::from_utf8_lossy(args.root.as_bytes()).into_owned();
+        let mut storage = None;
+        for (name, limit) in &args.resources {
+            if name != "STORAGE" {
+                // RFC 9208 §4.1.3: a resource the root does not have is refused.
+                let text = format!("[CANNOT] Unsupported resource {name}");
+                return self.respond(Some(&tag), Status::No, &text);
+            }
+            storage = Some(*limit);
+        }
+        let staged = backend.set_quota(&root, storage);
+        self.wait_for(tag, staged, AfterCommit::Simple("SETQUOTA completed"));
     }
 
     pub(crate) fn get_quota_root(
