@@ -51,6 +51,7 @@ pub const AUTHENTICATED_CAPABILITIES: &[&str] = &[
     "QRESYNC",
     "QUOTA",
     "QUOTA=RES-STORAGE",
+    "QUOTASET",
     "BINARY",
     "UTF8=ACCEPT",
     "STATUS=SIZE",
