@@ -63,6 +63,29 @@ impl StoreBackend {
         self.admin.remove(&p.0)
     }
 
+    /// A message's precomputed record from the cache; a record of an older version
+    /// (written before the SORT keys existed) is computed again from the message file.
+    fn precomputed(
+        &self,
+        view: &store::mailbox::MailboxView,
+        uid: u32,
+    ) -> Result<store::message::Precomputed, b::BackendError> {
+        use store::message::cache::{CacheError, decode};
+        let record = view.cache_record(uid).map_err(map_err)?;
+        match decode(&record) {
+            Ok(p) => Ok(p),
+            Err(CacheError::UnsupportedVersion(v)) if v < store::message::cache::VERSION => {
+                let bytes =
+                    std::fs::read(view.message_path(uid)).map_err(|_| b::BackendError::Expunged)?;
+                Ok(store::message::precompute(&bytes))
+            }
+            Err(e) => {
+                tracing::warn!("{} uid {uid}: cache record: {e:?}", self.user);
+                Err(b::BackendError::Unavailable)
+            }
+        }
+    }
+
     fn pending(&mut self, t: Result<Ticket, StoreError>) -> Result<b::Pending, b::BackendError> {
         let t = t.map_err(map_err)?;
         let id = t.id();
@@ -296,11 +319,7 @@ impl b::ImapBackend for StoreBackend {
         if view.get(uid).is_none() {
             return Err(b::BackendError::Expunged);
         }
-        let record = view.cache_record(uid).map_err(map_err)?;
-        let p = store::message::cache::decode(&record).map_err(|e| {
-            tracing::warn!("{} uid {uid}: cache record: {e:?}", self.user);
-            b::BackendError::Unavailable
-        })?;
+        let p = self.precomputed(&view, uid)?;
         let mailbox = |m: Option<store::message::Mailbox>| m.map(|m| (m.addr_spec, m.display_name));
         Ok(b::MessageLayout {
             size: p.size,
@@ -347,6 +366,43 @@ impl b::ImapBackend for StoreBackend {
             bodystructure: p.bodystructure,
             body: p.body,
         })
+    }
+
+    /// One mailbox open for the whole set: SORT and THREAD read nothing but the
+    /// cache records.
+    fn sort_keys(
+        &mut self,
+        mailbox: &str,
+        uids: &[u32],
+    ) -> Result<Vec<b::SortKeys>, b::BackendError> {
+        let view = self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+            .map_err(map_err)?;
+        let mut out = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            let keys = match view.get(uid) {
+                None => b::SortKeys::default(),
+                Some(_) => {
+                    let k = self.precomputed(&view, uid)?.sort;
+                    b::SortKeys {
+                        sent_date: k.sent_date,
+                        subject: k.subject,
+                        reply_or_forward: k.reply_or_forward,
+                        from: k.from,
+                        to: k.to,
+                        cc: k.cc,
+                        display_from: k.display_from,
+                        display_to: k.display_to,
+                        message_id: k.message_id,
+                        references: k.references,
+                    }
+                }
+            };
+            out.push(keys);
+        }
+        Ok(out)
     }
 
     /// Small reads the session makes itself (HEADER.FIELDS, BINARY decoding,

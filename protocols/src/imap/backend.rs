@@ -400,6 +400,31 @@ pub struct SortFields {
     pub in_reply_to: Option<Vec<u8>>,
 }
 
+/// What SORT and THREAD compare of one message, precomputed at delivery the way
+/// Dovecot computes it (mirrors `store::message::SortKeys`): the session sorts and
+/// threads these and never parses a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SortKeys {
+    /// The Date header in UTC seconds, truncated to 32 bits as Dovecot keeps it; 0 when
+    /// missing or invalid (the internal date is used then).
+    pub sent_date: u32,
+    /// RFC 5256 base subject, decoded and titlecased: compared as bytes.
+    pub subject: String,
+    /// The subject was a reply or forward (THREAD=REFERENCES step 5).
+    pub reply_or_forward: bool,
+    /// addr-mailbox of the first From/To/Cc address, titlecased.
+    pub from: String,
+    pub to: String,
+    pub cc: String,
+    /// RFC 5957 display name of the first From/To address, titlecased.
+    pub display_from: String,
+    pub display_to: String,
+    /// The first valid Message-ID, normalised (no angle brackets).
+    pub message_id: Option<String>,
+    /// References' message ids in order, or else In-Reply-To's first.
+    pub references: Vec<String>,
+}
+
 /// The precomputed structure of one message (`store::message::Precomputed`): FETCH
 /// answers ENVELOPE, BODY and BODYSTRUCTURE from it and finds every section's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -504,6 +529,9 @@ pub trait ImapBackend {
 
     /// The precomputed structure of a message.
     fn layout(&mut self, mailbox: &str, uid: u32) -> Result<MessageLayout, BackendError>;
+    /// SORT/THREAD keys of messages, one per UID in the same order; a message expunged
+    /// meanwhile gets empty keys.
+    fn sort_keys(&mut self, mailbox: &str, uids: &[u32]) -> Result<Vec<SortKeys>, BackendError>;
     /// Bytes `start..end` of a message (clamped to its size). The session calls it only
     /// for what it must look at (HEADER.FIELDS, BINARY, SEARCH); plain sections go out
     /// as `Transmit::Message` for the engine to stream.
@@ -589,6 +617,9 @@ impl ImapBackend for NoBackend {
         Err(BackendError::Unavailable)
     }
     fn layout(&mut self, _: &str, _: u32) -> Result<MessageLayout, BackendError> {
+        Err(BackendError::Unavailable)
+    }
+    fn sort_keys(&mut self, _: &str, _: &[u32]) -> Result<Vec<SortKeys>, BackendError> {
         Err(BackendError::Unavailable)
     }
     fn read(&mut self, _: &str, _: u32, _: u64, _: u64) -> Result<Vec<u8>, BackendError> {

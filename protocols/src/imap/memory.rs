@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::imap::backend::{
     BackendError, Changes, Completion, FlagMode, Flags, ImapBackend, InternalDate, MailboxInfo,
     MailboxStatus, MessageLayout, MessageMeta, PartInfo, PartKind, Pending, Quota, QuotaResource,
-    SortFields, SpecialUse, SystemFlags, TransferEncoding,
+    SortFields, SortKeys, SpecialUse, SystemFlags, TransferEncoding,
 };
 use crate::imap::date::parse_rfc5322;
 
@@ -524,6 +524,16 @@ impl ImapBackend for MemoryBackend {
         Ok(layout_of(&self.message(mailbox, uid)?.bytes))
     }
 
+    fn sort_keys(&mut self, mailbox: &str, uids: &[u32]) -> Result<Vec<SortKeys>, BackendError> {
+        Ok(uids
+            .iter()
+            .map(|&uid| match self.message(mailbox, uid) {
+                Ok(m) => sort_keys_of(&layout_of(&m.bytes).fields),
+                Err(_) => SortKeys::default(),
+            })
+            .collect())
+    }
+
     fn read(
         &mut self,
         mailbox: &str,
@@ -988,6 +998,74 @@ pub fn layout_of(msg: &[u8]) -> MessageLayout {
             references: field(&fields, "references").map(<[u8]>::to_vec),
             in_reply_to: field(&fields, "in-reply-to").map(<[u8]>::to_vec),
         },
+    }
+}
+
+/// SORT/THREAD keys in a simplified form of what the store computes (ASCII upper
+/// case, `Re:`/`Fwd:`/`[blob]` leaders and `(fwd)` trailers): enough for transcripts;
+/// the store's own keys are checked against Dovecot.
+fn sort_keys_of(f: &SortFields) -> SortKeys {
+    let upper = |s: &str| s.to_ascii_uppercase();
+    let mut subject = upper(&f.subject.clone().unwrap_or_default())
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut reply_or_forward = false;
+    loop {
+        let before = subject.len();
+        if let Some(rest) = subject.strip_suffix("(FWD)") {
+            subject = rest.trim_end().to_owned();
+            reply_or_forward = true;
+        }
+        for leader in ["RE:", "FWD:", "FW:"] {
+            if let Some(rest) = subject.strip_prefix(leader) {
+                subject = rest.trim_start().to_owned();
+                reply_or_forward = true;
+            }
+        }
+        if subject.starts_with('[')
+            && let Some(close) = subject.find(']')
+            && close + 1 < subject.len()
+        {
+            subject = subject[close + 1..].trim_start().to_owned();
+        }
+        if subject.len() == before {
+            break;
+        }
+    }
+    let mailbox = |a: &Option<(String, Option<String>)>| {
+        a.as_ref()
+            .map(|(spec, _)| upper(spec.split('@').next().unwrap_or_default()))
+            .unwrap_or_default()
+    };
+    let display = |a: &Option<(String, Option<String>)>| {
+        a.as_ref()
+            .map(|(spec, name)| upper(name.as_deref().unwrap_or(spec)))
+            .unwrap_or_default()
+    };
+    let ids = |v: &Option<Vec<u8>>| -> Vec<String> {
+        let text = String::from_utf8_lossy(v.as_deref().unwrap_or_default()).into_owned();
+        text.split('<')
+            .skip(1)
+            .filter_map(|t| t.split_once('>').map(|(id, _)| id.trim().to_owned()))
+            .filter(|id| id.contains('@'))
+            .collect()
+    };
+    let mut references = ids(&f.references);
+    if references.is_empty() {
+        references = ids(&f.in_reply_to).into_iter().take(1).collect();
+    }
+    SortKeys {
+        sent_date: f.date.map_or(0, |d| d.unix_secs as u32),
+        subject,
+        reply_or_forward,
+        from: mailbox(&f.from),
+        to: mailbox(&f.to),
+        cc: mailbox(&f.cc),
+        display_from: display(&f.from),
+        display_to: display(&f.to),
+        message_id: ids(&f.message_id).into_iter().next(),
+        references,
     }
 }
 

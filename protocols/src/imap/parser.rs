@@ -71,6 +71,10 @@ pub enum Command {
         uids: Option<command::SequenceSet>,
     },
     Search(command::search::SearchArgs),
+    /// SORT / UID SORT (RFC 5256).
+    Sort(command::sort::SortArgs),
+    /// THREAD / UID THREAD (RFC 5256).
+    Thread(command::thread::ThreadArgs),
     Fetch(command::fetch::FetchArgs),
     Store(command::store::StoreArgs),
     /// COPY / MOVE (and their UID forms).
@@ -204,6 +208,8 @@ fn command(input: &mut Cursor<'_>) -> Result<Command, ParseErrorKind> {
         "UNSELECT" => Command::Unselect,
         "EXPUNGE" => Command::Expunge { uids: None },
         "SEARCH" => Command::Search(command::search::parse(input, false)?),
+        "SORT" => Command::Sort(command::sort::parse(input, false)?),
+        "THREAD" => Command::Thread(command::thread::parse(input, false)?),
         "FETCH" => Command::Fetch(command::fetch::parse(input, false)?),
         "STORE" => Command::Store(command::store::parse(input, false)?),
         "COPY" => Command::Copy(command::copy::parse(input, false, false)?),
@@ -229,7 +235,7 @@ fn command(input: &mut Cursor<'_>) -> Result<Command, ParseErrorKind> {
     Ok(command)
 }
 
-/// `UID SP (copy / move / fetch / search / store / uid-expunge)`
+/// `UID SP (copy / move / fetch / search / sort / thread / store / uid-expunge)`
 fn uid(input: &mut Cursor<'_>) -> Result<Command, ParseErrorKind> {
     input.sp()?;
     let name = input.atom()?.to_ascii_uppercase();
@@ -239,6 +245,8 @@ fn uid(input: &mut Cursor<'_>) -> Result<Command, ParseErrorKind> {
         "COPY" => Command::Copy(command::copy::parse(input, true, false)?),
         "MOVE" => Command::Copy(command::copy::parse(input, true, true)?),
         "SEARCH" => Command::Search(command::search::parse(input, true)?),
+        "SORT" => Command::Sort(command::sort::parse(input, true)?),
+        "THREAD" => Command::Thread(command::thread::parse(input, true)?),
         "EXPUNGE" => {
             input.sp()?;
             Command::Expunge {

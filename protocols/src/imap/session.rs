@@ -47,6 +47,10 @@ pub const AUTHENTICATED_CAPABILITIES: &[&str] = &[
     "LIST-STATUS",
     "ESEARCH",
     "SEARCHRES",
+    "SORT",
+    "SORT=DISPLAY",
+    "THREAD=REFERENCES",
+    "THREAD=ORDEREDSUBJECT",
     "CONDSTORE",
     "QRESYNC",
     "QUOTA",
@@ -60,8 +64,6 @@ pub const AUTHENTICATED_CAPABILITIES: &[&str] = &[
 /// Commands of IMAP4rev1/rev2 and the extensions we will serve that need the
 /// authenticated (or selected) state but are not implemented yet: `NO [CANNOT]`.
 const LATER_COMMANDS: &[&str] = &[
-    "SORT",
-    "THREAD",
     "GETACL",
     "SETACL",
     "DELETEACL",
@@ -672,6 +674,8 @@ impl Core {
                 | Command::Unselect
                 | Command::Expunge { .. }
                 | Command::Search(_)
+                | Command::Sort(_)
+                | Command::Thread(_)
                 | Command::Fetch(_)
                 | Command::Store(_)
                 | Command::Copy(_)
@@ -699,6 +703,8 @@ impl Core {
             }
             Command::Expunge { uids } => self.expunge(tag, uids.as_ref(), false, backend),
             Command::Search(args) => self.search(&tag, args, backend),
+            Command::Sort(args) => self.sort(&tag, args, backend),
+            Command::Thread(args) => self.thread(&tag, args, backend),
             Command::Fetch(args) => self.fetch(tag, args, backend),
             Command::Store(args) => self.store(tag, args, backend),
             Command::Copy(args) => self.copy(tag, args, backend),

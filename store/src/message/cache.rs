@@ -1,7 +1,7 @@
 //! The cache record of one message: a [`Precomputed`] as bytes, written at delivery
 //! into the mailbox's `cache` file and read back by FETCH, SEARCH, SORT and THREAD.
 //!
-//! # Record layout, version 1
+//! # Record layout, version 2
 //!
 //! All integers little-endian. `blob` = `u32` length then that many bytes; `str` = a
 //! blob holding UTF-8; `opt<T>` = `u8` 0 (absent) or 1 followed by `T`.
@@ -9,7 +9,7 @@
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 4 | magic `MSPC` (`4d 53 50 43`) |
-//! | 4 | 2 | version, `1` |
+//! | 4 | 2 | version, `2` |
 //! | 6 | 2 | reserved, `0` (a reader rejects anything else) |
 //! | 8 | 4 | record length in bytes, this header and the checksum included |
 //! | 12 | 8 | RFC822.SIZE |
@@ -28,19 +28,29 @@
 //! | | str | base subject |
 //! | | 3 × opt | From, To, Cc first mailbox: `str` addr-spec, `opt str` display name |
 //! | | 3 × opt blob | Message-ID, References, In-Reply-To, raw |
+//! | | 4 | SORT keys (since version 2): sent date, UTC seconds as Dovecot keeps them (`u32`, 0 = none) |
+//! | | str | · base subject, titlecased |
+//! | | 1 | · 1 when the subject was a reply or forward, else 0 |
+//! | | 5 × str | · From, To, Cc addr-mailbox; From, To display name (all titlecased) |
+//! | | opt str | · first Message-ID, normalised |
+//! | | 4 | · reference count `r`, then `r` × str (References, or In-Reply-To) |
 //! | len-4 | 4 | CRC-32 (IEEE) of every byte before it |
 //!
 //! Version policy: a change to any field is a new version; a reader rejects versions
-//! it does not know (the cache is rebuilt from the message file by reconstruct).
+//! it does not know with [`CacheError::UnsupportedVersion`], and the reader's caller
+//! precomputes the record again from the message file (version 1 records, written
+//! before the SORT keys existed, are refused that way; reconstruct rewrites them).
 //! Decoding checks the magic, version, length and checksum first, then every length
 //! and offset (part ranges must lie inside RFC822.SIZE, subtrees inside the table).
 
+use super::limits::THREAD_REFERENCES_MAX;
 use super::precompute::{
     ByteRange, HeaderDate, HeaderFields, Mailbox, Part, PartKind, Precomputed, TransferEncoding,
 };
+use super::sort_keys::SortKeys;
 
 pub const MAGIC: [u8; 4] = *b"MSPC";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 const HEADER_BYTES: usize = 12;
 const CRC_BYTES: usize = 4;
 /// The smallest encoded part: kind, encoding, path length, four offsets, subtree.
@@ -161,6 +171,18 @@ pub fn encode(p: &Precomputed) -> Vec<u8> {
     w.opt_blob(f.message_id.as_deref());
     w.opt_blob(f.references.as_deref());
     w.opt_blob(f.in_reply_to.as_deref());
+    let k = &p.sort;
+    w.u32(k.sent_date);
+    w.blob(k.subject.as_bytes());
+    w.u8(u8::from(k.reply_or_forward));
+    for v in [&k.from, &k.to, &k.cc, &k.display_from, &k.display_to] {
+        w.blob(v.as_bytes());
+    }
+    w.opt_blob(k.message_id.as_deref().map(str::as_bytes));
+    w.u32(k.references.len() as u32);
+    for r in &k.references {
+        w.blob(r.as_bytes());
+    }
     let len = (w.0.len() + CRC_BYTES) as u32;
     w.0[8..12].copy_from_slice(&len.to_le_bytes());
     let crc = crc32fast::hash(&w.0);
@@ -234,6 +256,38 @@ impl<'a> Reader<'a> {
             display_name: self.opt_string()?,
         }))
     }
+    fn sort_keys(&mut self) -> Result<SortKeys, CacheError> {
+        let sent_date = self.u32()?;
+        let subject = self.string()?;
+        let reply_or_forward = match self.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(CacheError::Malformed("reply-or-forward flag")),
+        };
+        let (from, to, cc) = (self.string()?, self.string()?, self.string()?);
+        let (display_from, display_to) = (self.string()?, self.string()?);
+        let message_id = self.opt_string()?;
+        let count = self.u32()? as usize;
+        if count > THREAD_REFERENCES_MAX {
+            return Err(CacheError::Malformed("reference count"));
+        }
+        let references = (0..count)
+            .map(|_| self.string())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SortKeys {
+            sent_date,
+            subject,
+            reply_or_forward,
+            from,
+            to,
+            cc,
+            display_from,
+            display_to,
+            message_id,
+            references,
+        })
+    }
+
     fn range(&mut self, size: u64) -> Result<ByteRange, CacheError> {
         let r = ByteRange {
             start: self.u64()?,
@@ -349,6 +403,7 @@ pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
         references: r.opt_blob()?,
         in_reply_to: r.opt_blob()?,
     };
+    let sort = r.sort_keys()?;
     if r.pos != body.len() {
         return Err(CacheError::Malformed("trailing bytes"));
     }
@@ -359,6 +414,7 @@ pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
         body: body_item,
         parts,
         fields,
+        sort,
     })
 }
 
@@ -389,7 +445,7 @@ mod tests {
     }
 
     const KNOWN_ANSWER: &str = concat!(
-        "4d53504301000000950100004d000000000000008100000028225468752c2031",
+        "4d53504302000000bb0100004d000000000000008100000028225468752c2031",
         "204a616e20313937302030303a30303a3031202b3031303022202252653a2068",
         "6922202828224122204e494c202261222022622e63222929202828224122204e",
         "494c202261222022622e63222929202828224122204e494c202261222022622e",
@@ -401,7 +457,8 @@ mod tests {
         "203320312901000000020001000100000000000000000000004a000000000000",
         "004a000000000000004d000000000000000100000001f1f1ffffffffffff3c00",
         "010600000052653a206869010600000052653a20686902000000686901050000",
-        "006140622e630101000000410000000000dc5c5074",
+        "006140622e630101000000410000000000f1f1ffff0200000048490101000000",
+        "4100000000000000000100000041000000000000000000db7a340f",
     );
 
     #[test]
@@ -412,8 +469,11 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(decode(&bad), Err(CacheError::BadMagic));
         let mut bad = good.clone();
-        bad[4] = 2;
-        assert_eq!(decode(&bad), Err(CacheError::UnsupportedVersion(2)));
+        bad[4] = 3;
+        assert_eq!(decode(&bad), Err(CacheError::UnsupportedVersion(3)));
+        let mut old = good.clone();
+        old[4] = 1;
+        assert_eq!(decode(&old), Err(CacheError::UnsupportedVersion(1)));
         let mut bad = good.clone();
         let mid = bad.len() / 2;
         bad[mid] ^= 1;

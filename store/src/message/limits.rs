@@ -28,3 +28,7 @@ pub const SORT_HEADER_BYTES_MAX: usize = 256 * 1024;
 /// Addresses parsed per header field: an address list is linear to parse, this only
 /// bounds the ENVELOPE we build.
 pub const ADDRESSES_PER_FIELD_MAX: usize = 10_000;
+
+/// Message ids kept from References for THREAD. Real threads reference a few dozen
+/// ancestors; the cap bounds the cache record and the linking work per message.
+pub const THREAD_REFERENCES_MAX: usize = 256;

@@ -23,6 +23,7 @@ mod mime;
 mod normalize;
 mod precompute;
 mod rfc822;
+mod sort_keys;
 mod structure;
 
 pub use normalize::normalize_crlf;
@@ -30,3 +31,4 @@ pub use precompute::{
     ByteRange, HeaderDate, HeaderFields, Mailbox, Part, PartKind, Precomputed, SectionText,
     TransferEncoding, base_subject, precompute,
 };
+pub use sort_keys::{SortKeys, base_subject_cased, message_ids, parse_date, titlecase};

@@ -7,6 +7,7 @@ use mail_parser::{Address as MpAddress, MessageParser};
 
 use super::limits::{SORT_FIELD_BYTES_MAX, SORT_HEADER_BYTES_MAX};
 use super::mime::{self, Kind, Node};
+use super::sort_keys::{SortKeys, sort_keys};
 use super::structure::{Envelope, Writer, envelope_of, write_envelope};
 
 /// A byte range of the stored message, `start..end`.
@@ -185,6 +186,8 @@ pub struct Precomputed {
     pub body: Vec<u8>,
     pub parts: Vec<Part>,
     pub fields: HeaderFields,
+    /// SORT and THREAD keys, as Dovecot computes them.
+    pub sort: SortKeys,
 }
 
 impl Precomputed {
@@ -334,6 +337,10 @@ pub fn precompute(msg: &[u8]) -> Precomputed {
         .collect();
     let header_end = nodes.first().map_or(0, |n| n.header.1);
     let fields = header_fields(msg.get(..header_end).unwrap_or_default(), nodes.first());
+    let sort = nodes
+        .first()
+        .map(|n| sort_keys(&n.fields))
+        .unwrap_or_default();
     Precomputed {
         size: msg.len() as u64,
         envelope,
@@ -341,6 +348,7 @@ pub fn precompute(msg: &[u8]) -> Precomputed {
         body,
         parts,
         fields,
+        sort,
     }
 }
 

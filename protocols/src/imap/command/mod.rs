@@ -16,9 +16,11 @@ pub mod quota;
 pub mod rename;
 pub mod search;
 pub mod select;
+pub mod sort;
 pub mod status;
 pub mod store;
 pub mod subscribe;
+pub mod thread;
 
 use crate::imap::backend::{Flags, SystemFlags};
 use crate::imap::framing::parse_number;

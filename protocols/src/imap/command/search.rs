@@ -132,6 +132,32 @@ pub fn parse(input: &mut Cursor<'_>, uid: bool) -> Result<SearchArgs, ParseError
     Ok(SearchArgs { uid, ret, key })
 }
 
+/// `1*(SP search-key)`, as SORT and THREAD take them after their charset.
+pub(crate) fn parse_keys(input: &mut Cursor<'_>) -> Result<SearchKey, ParseErrorKind> {
+    let mut count = 0usize;
+    let mut keys = Vec::new();
+    loop {
+        input.sp()?;
+        match key(input, &mut count, 0)? {
+            Parsed::Key(k) => keys.push(k),
+            _ => return Err(ParseErrorKind::InvalidArgument),
+        }
+        if input.at_eol() {
+            break;
+        }
+    }
+    Ok(if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    })
+}
+
+/// Whether a key asks for MODSEQ (RFC 7162: the answer then carries the highest).
+pub(crate) fn uses_modseq_key(key: &SearchKey) -> bool {
+    uses_modseq(key)
+}
+
 enum Parsed {
     Key(SearchKey),
     Return,
@@ -426,8 +452,22 @@ impl Core {
             self.enabled.condstore = true;
         }
         self.refresh(backend, false);
-        let Some(selected) = &self.selected else {
+        if self.selected.is_none() {
             return;
+        }
+        let found = self.matching(&args.key, backend);
+        self.answer_search(tag, args, modseq, found);
+    }
+
+    /// The messages of the selected mailbox that match `key`, in mailbox order:
+    /// (sequence number, UID, modseq).
+    pub(crate) fn matching(
+        &self,
+        key: &SearchKey,
+        backend: &mut dyn ImapBackend,
+    ) -> Vec<(u32, u32, u64)> {
+        let Some(selected) = &self.selected else {
+            return Vec::new();
         };
         let count = selected.messages.len() as u32;
         let largest_uid = selected.messages.last().map_or(0, |m| m.uid);
@@ -448,10 +488,20 @@ impl Core {
                 header: None,
                 body: None,
             };
-            if eval(&args.key, &cx, &mut content) {
+            if eval(key, &cx, &mut content) {
                 found.push((i as u32 + 1, meta.uid, meta.modseq));
             }
         }
+        found
+    }
+
+    fn answer_search(
+        &mut self,
+        tag: &Tag,
+        args: SearchArgs,
+        modseq: bool,
+        found: Vec<(u32, u32, u64)>,
+    ) {
         let numbers: Vec<u32> = found
             .iter()
             .map(|&(seq, uid, _)| if args.uid { uid } else { seq })
