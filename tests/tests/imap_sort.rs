@@ -1,4 +1,4 @@
-//! SORT and THREAD parity with Dovecot: the corpus of
+//! SORT, THREAD and SEARCH parity with Dovecot: the corpus of
 //! `tests/fixtures/dovecot_sort_answers.py` (CPython's email test messages and a
 //! crafted thread set) is APPENDed to msgstore with the same internal dates and flags
 //! as it was to Dovecot 2.3, every query is asked again, and each untagged answer
@@ -11,7 +11,7 @@ use std::path::Path;
 use tests::{Options, Site, python};
 
 #[test]
-fn sort_and_thread_answer_as_dovecot_does() {
+fn sort_thread_and_search_answer_as_dovecot_does() {
     let site = Site::new(Options::default());
     site.cli_ok(
         &["account", "add", "ann@example.com", "--password-stdin"],

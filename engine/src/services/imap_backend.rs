@@ -344,8 +344,8 @@ impl b::ImapBackend for StoreBackend {
                         TransferEncoding::Other => b::TransferEncoding::Other,
                     },
                     subtree_len: part.subtree_len,
-                    charset: None,
-                    content_type: String::new(),
+                    charset: part.charset.clone(),
+                    content_type: part.content_type.clone(),
                 })
                 .collect(),
             fields: b::SortFields {

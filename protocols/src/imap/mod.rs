@@ -44,6 +44,7 @@ pub mod limits;
 pub mod mailbox_name;
 pub mod memory;
 pub mod parser;
+pub mod search_text;
 mod session;
 pub mod types;
 

@@ -22,6 +22,8 @@
 //! | | 2 | · part-number length `k`, then `k` × `u32` part numbers |
 //! | | 4×8 | · MIME header start, end; body start, end (byte offsets into the message) |
 //! | | 4 | · subtree length (parts in this part's subtree, itself included) |
+//! | | str | · `type/subtype`, lower case (since version 2) |
+//! | | opt str | · charset parameter, lower case (since version 2) |
 //! | | opt | Date: `i64` unix seconds, `i16` zone minutes east of UTC |
 //! | | opt blob | Subject, raw |
 //! | | opt str | Subject, decoded |
@@ -53,8 +55,9 @@ pub const MAGIC: [u8; 4] = *b"MSPC";
 pub const VERSION: u16 = 2;
 const HEADER_BYTES: usize = 12;
 const CRC_BYTES: usize = 4;
-/// The smallest encoded part: kind, encoding, path length, four offsets, subtree.
-const PART_BYTES_MIN: usize = 1 + 1 + 2 + 32 + 4;
+/// The smallest encoded part: kind, encoding, path length, four offsets, subtree,
+/// content type length, charset flag.
+const PART_BYTES_MIN: usize = 1 + 1 + 2 + 32 + 4 + 4 + 1;
 
 /// Why a cache record was refused. Any of these means: rebuild it from the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,6 +155,8 @@ pub fn encode(p: &Precomputed) -> Vec<u8> {
             w.u64(v);
         }
         w.u32(part.subtree_len);
+        w.blob(part.content_type.as_bytes());
+        w.opt_blob(part.charset.as_deref().map(str::as_bytes));
     }
     let f = &p.fields;
     match f.date {
@@ -371,6 +376,8 @@ pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
         if kind == PartKind::Message && subtree_len < 2 {
             return Err(CacheError::Malformed("message part without its message"));
         }
+        let content_type = r.string()?;
+        let charset = r.opt_string()?;
         parts.push(Part {
             path,
             kind,
@@ -378,6 +385,8 @@ pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
             body: part_body,
             encoding,
             subtree_len,
+            content_type,
+            charset,
         });
     }
     if parts[0].subtree_len as usize != count {
@@ -445,7 +454,7 @@ mod tests {
     }
 
     const KNOWN_ANSWER: &str = concat!(
-        "4d53504302000000bb0100004d000000000000008100000028225468752c2031",
+        "4d53504302000000ca0100004d000000000000008100000028225468752c2031",
         "204a616e20313937302030303a30303a3031202b3031303022202252653a2068",
         "6922202828224122204e494c202261222022622e63222929202828224122204e",
         "494c202261222022622e63222929202828224122204e494c202261222022622e",
@@ -455,10 +464,11 @@ mod tests {
         "494c204e494c293a000000282274657874222022706c61696e22202822636861",
         "7273657422202275732d61736369692229204e494c204e494c20223762697422",
         "203320312901000000020001000100000000000000000000004a000000000000",
-        "004a000000000000004d000000000000000100000001f1f1ffffffffffff3c00",
-        "010600000052653a206869010600000052653a20686902000000686901050000",
-        "006140622e630101000000410000000000f1f1ffff0200000048490101000000",
-        "4100000000000000000100000041000000000000000000db7a340f",
+        "004a000000000000004d00000000000000010000000a000000746578742f706c",
+        "61696e0001f1f1ffffffffffff3c00010600000052653a206869010600000052",
+        "653a20686902000000686901050000006140622e630101000000410000000000",
+        "f1f1ffff02000000484901010000004100000000000000000100000041000000",
+        "000000000000de1c77c0",
     );
 
     #[test]

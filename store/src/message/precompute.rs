@@ -7,7 +7,7 @@ use mail_parser::{Address as MpAddress, MessageParser};
 
 use super::limits::{SORT_FIELD_BYTES_MAX, SORT_HEADER_BYTES_MAX};
 use super::mime::{self, Kind, Node};
-use super::sort_keys::{SortKeys, sort_keys};
+use super::sort_keys::{SortKeys, parse_date, sort_keys};
 use super::structure::{Envelope, Writer, envelope_of, write_envelope};
 
 /// A byte range of the stored message, `start..end`.
@@ -121,6 +121,10 @@ pub struct Part {
     pub body: ByteRange,
     pub encoding: TransferEncoding,
     pub subtree_len: u32,
+    /// `type/subtype`, lower case (`text/plain` when the part has no Content-Type),
+    /// and the charset parameter, lower case: SEARCH reads text parts only, converted.
+    pub content_type: String,
+    pub charset: Option<String>,
 }
 
 /// What of a section is wanted.
@@ -333,6 +337,21 @@ pub fn precompute(msg: &[u8]) -> Precomputed {
             body: ByteRange::new(n.body),
             encoding: TransferEncoding::from_header(n.data.transfer_encoding.as_deref()),
             subtree_len,
+            content_type: match (&n.data.content_type, &n.data.content_subtype) {
+                (Some(t), Some(s)) => format!(
+                    "{}/{}",
+                    String::from_utf8_lossy(t),
+                    String::from_utf8_lossy(s)
+                )
+                .to_ascii_lowercase(),
+                _ => "text/plain".to_owned(),
+            },
+            charset: n
+                .data
+                .params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
+                .map(|(_, v)| String::from_utf8_lossy(v).to_ascii_lowercase()),
         })
         .collect();
     let header_end = nodes.first().map_or(0, |n| n.header.1);
@@ -392,14 +411,19 @@ fn header_fields(header: &[u8], root: Option<&Node>) -> HeaderFields {
         out.from = first_mailbox(m.from());
         out.to = first_mailbox(m.to());
         out.cc = first_mailbox(m.cc());
-        out.date = m.date().filter(|d| d.is_valid()).map(|d| {
-            let tz = i16::from(d.tz_hour) * 60 + i16::from(d.tz_minute);
-            HeaderDate {
-                unix_seconds: d.to_timestamp(),
-                tz_minutes: if d.tz_before_gmt { -tz } else { tz },
-            }
-        });
     }
+    // The first Date header read as Dovecot reads it (SEARCH SENT* and SORT agree).
+    out.date = root
+        .and_then(|n| {
+            n.fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(b"Date"))
+        })
+        .and_then(|f| parse_date(&f.value))
+        .map(|(unix_seconds, tz_minutes)| HeaderDate {
+            unix_seconds,
+            tz_minutes,
+        });
     out.base_subject = base_subject(out.subject.as_deref().unwrap_or(""));
     out
 }

@@ -3,12 +3,15 @@
 //! list; header and body text read through the backend, transfer-decoded and compared
 //! case-insensitively (Unicode lower case) as UTF-8.
 
-use crate::imap::backend::{ImapBackend, MessageLayout, MessageMeta, PartKind, SystemFlags};
+use crate::imap::backend::{
+    ImapBackend, InternalDate, MessageLayout, MessageMeta, PartKind, SystemFlags,
+};
 use crate::imap::command::fetch::decode_part;
 use crate::imap::command::{SequenceSet, format_set, number64, sequence_set};
 use crate::imap::date::{local_day, parse_date};
 use crate::imap::limits::{IMAP_DECODE_BYTES_MAX, IMAP_SEARCH_KEYS_MAX};
 use crate::imap::parser::{Cursor, ParseErrorKind};
+use crate::imap::search_text::{casemap, decode_header, to_utf8};
 use crate::imap::session::{Core, Status};
 use crate::imap::types::Tag;
 
@@ -316,7 +319,7 @@ impl Content<'_> {
         self.layout.as_ref().and_then(Option::as_ref)
     }
 
-    /// The top-level header, unfolded, lower-cased.
+    /// The top-level header, unfolded, RFC 2047 words decoded, casemapped.
     fn header(&mut self) -> &str {
         if self.header.is_none() {
             let range = self
@@ -328,7 +331,7 @@ impl Content<'_> {
                     let raw = String::from_utf8_lossy(&raw)
                         .replace("\r\n ", " ")
                         .replace("\r\n\t", " ");
-                    raw.to_lowercase()
+                    casemap(&decode_header(raw.as_bytes()))
                 })
                 .unwrap_or_default();
             self.header = Some(text);
@@ -336,7 +339,7 @@ impl Content<'_> {
         self.header.as_deref().unwrap_or_default()
     }
 
-    /// Every text leaf, decoded, lower-cased.
+    /// Every text leaf, transfer-decoded, converted from its charset, casemapped.
     fn body(&mut self) -> &str {
         if self.body.is_none() {
             let leaves: Vec<_> = self
@@ -348,17 +351,16 @@ impl Content<'_> {
                         .filter(|p| {
                             p.content_type.starts_with("text/") || p.content_type.is_empty()
                         })
-                        .map(|p| (p.body, p.encoding))
+                        .map(|p| (p.body, p.encoding, p.charset.clone()))
                         .collect()
                 })
                 .unwrap_or_default();
             let mut text = String::new();
-            for ((s, e), encoding) in leaves {
+            for ((s, e), encoding, charset) in leaves {
                 let e = e.min(s.saturating_add(IMAP_DECODE_BYTES_MAX));
                 if let Ok(raw) = self.backend.read(self.mailbox, self.uid, s, e) {
-                    text.push_str(
-                        &String::from_utf8_lossy(&decode_part(&raw, encoding)).to_lowercase(),
-                    );
+                    let decoded = decode_part(&raw, encoding);
+                    text.push_str(&casemap(&to_utf8(charset.as_deref(), &decoded)));
                     text.push('\n');
                 }
             }
@@ -367,14 +369,16 @@ impl Content<'_> {
         self.body.as_deref().unwrap_or_default()
     }
 
-    /// Values of one header field (lower-case text), joined.
+    /// Values of one header field (casemapped text), one per line.
     fn field(&mut self, field: &str) -> Option<String> {
-        let wanted = format!("{}:", field.to_lowercase());
+        let wanted = format!("{}:", casemap(field));
         let header = self.header();
         let mut out: Option<String> = None;
         for line in header.split("\r\n") {
             if let Some(value) = line.strip_prefix(&wanted) {
-                out.get_or_insert_with(String::new).push_str(value.trim());
+                let out = out.get_or_insert_with(String::new);
+                out.push_str(value.trim());
+                out.push('\n');
             }
         }
         out
@@ -398,22 +402,28 @@ fn eval(key: &SearchKey, cx: &Context<'_>, content: &mut Content<'_>) -> bool {
         SearchKey::Old => true,
         SearchKey::Keyword { name, unset } => m.flags.has_keyword(name) != *unset,
         SearchKey::Header { field, text } => {
-            let text = text.to_lowercase();
+            let text = casemap(text);
             content.field(field).is_some_and(|v| v.contains(&text))
         }
-        SearchKey::Body(text) => content.body().contains(&text.to_lowercase()),
+        SearchKey::Body(text) => content.body().contains(&casemap(text)),
         SearchKey::Text(text) => {
-            let text = text.to_lowercase();
+            let text = casemap(text);
             content.header().contains(&text) || content.body().contains(&text)
         }
         SearchKey::Before(d) => local_day(m.internaldate) < *d,
         SearchKey::On(d) => local_day(m.internaldate) == *d,
         SearchKey::Since(d) => local_day(m.internaldate) >= *d,
         SearchKey::SentBefore(d) | SearchKey::SentOn(d) | SearchKey::SentSince(d) => {
-            let sent = content
-                .layout()
-                .and_then(|l| l.fields.date)
-                .unwrap_or(m.internaldate);
+            // Dovecot: the Date header's own local day; a missing or invalid Date
+            // is 0 (1970), and the time is kept in 32 bits.
+            let sent =
+                content
+                    .layout()
+                    .and_then(|l| l.fields.date)
+                    .map_or(InternalDate::default(), |d| InternalDate {
+                        unix_secs: i64::from(d.unix_secs as u32),
+                        tz_minutes: d.tz_minutes,
+                    });
             let day = local_day(sent);
             match key {
                 SearchKey::SentBefore(_) => day < *d,
