@@ -70,20 +70,14 @@ impl StoreBackend {
         view: &store::mailbox::MailboxView,
         uid: u32,
     ) -> Result<store::message::Precomputed, b::BackendError> {
-        use store::message::cache::{CacheError, decode};
         let record = view.cache_record(uid).map_err(map_err)?;
-        match decode(&record) {
-            Ok(p) => Ok(p),
-            Err(CacheError::UnsupportedVersion(v)) if v < store::message::cache::VERSION => {
-                let bytes =
-                    std::fs::read(view.message_path(uid)).map_err(|_| b::BackendError::Expunged)?;
-                Ok(store::message::precompute(&bytes))
-            }
-            Err(e) => {
-                tracing::warn!("{} uid {uid}: cache record: {e:?}", self.user);
-                Err(b::BackendError::Unavailable)
-            }
-        }
+        store::message::cache::decode_or_rebuild(&record, || {
+            std::fs::read(view.message_path(uid)).ok()
+        })
+        .map_err(|e| {
+            tracing::warn!("{} uid {uid}: cache record: {e:?}", self.user);
+            b::BackendError::Unavailable
+        })
     }
 
     fn pending(&mut self, t: Result<Ticket, StoreError>) -> Result<b::Pending, b::BackendError> {

@@ -338,6 +338,21 @@ fn check_frame(data: &[u8]) -> Result<&[u8], CacheError> {
     Ok(body)
 }
 
+/// Decodes a record, or computes it again from the message when the record is of an
+/// older version (version 1 had no SORT keys): `message` gives the stored bytes.
+/// Anything else that `decode` refuses is refused.
+pub fn decode_or_rebuild(
+    data: &[u8],
+    message: impl FnOnce() -> Option<Vec<u8>>,
+) -> Result<Precomputed, CacheError> {
+    match decode(data) {
+        Err(CacheError::UnsupportedVersion(v)) if v < VERSION => message()
+            .map(|bytes| super::precompute(&bytes))
+            .ok_or(CacheError::UnsupportedVersion(v)),
+        other => other,
+    }
+}
+
 /// Decodes a record; anything not exactly as `encode` writes it is refused.
 pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
     let body = check_frame(data)?;
@@ -494,6 +509,34 @@ mod tests {
         let mut longer = good.clone();
         longer.push(0);
         assert!(decode(&longer).is_err());
+    }
+
+    /// An older record is computed again from the message; a newer one is refused.
+    #[test]
+    fn older_versions_are_rebuilt() {
+        let fix_crc = |bad: &mut Vec<u8>| {
+            let len = bad.len();
+            let crc = crc32fast::hash(&bad[..len - 4]).to_le_bytes();
+            bad[len - 4..].copy_from_slice(&crc);
+        };
+        let mut old = encode(&precompute(SAMPLE));
+        old[4] = 1;
+        fix_crc(&mut old);
+        assert_eq!(
+            decode_or_rebuild(&old, || Some(SAMPLE.to_vec())),
+            Ok(precompute(SAMPLE))
+        );
+        assert_eq!(
+            decode_or_rebuild(&old, || None),
+            Err(CacheError::UnsupportedVersion(1))
+        );
+        let mut newer = old.clone();
+        newer[4] = 9;
+        fix_crc(&mut newer);
+        assert_eq!(
+            decode_or_rebuild(&newer, || Some(SAMPLE.to_vec())),
+            Err(CacheError::UnsupportedVersion(9))
+        );
     }
 
     /// A record with a valid checksum but nonsense inside is still refused.
