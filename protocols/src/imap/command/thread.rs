@@ -147,6 +147,8 @@ pub(crate) fn ordered_subject(mut items: Vec<Item>, uid: bool) -> Vec<Tree> {
 struct Node {
     item: Option<usize>,
     parent: usize,
+    /// Some node has this one as parent (so it may be an ancestor).
+    has_children: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -177,6 +179,11 @@ impl<'a> Threader<'a> {
     }
 
     fn has_ancestor(&self, mut node: usize, ancestor: usize) -> bool {
+        // A node nobody links to is nobody's ancestor: replies arriving in order
+        // then cost nothing to link, however long the chain.
+        if node != ancestor && !self.nodes[ancestor].has_children {
+            return false;
+        }
         while node != ancestor {
             node = self.nodes[node].parent;
             if node == 0 {
@@ -193,6 +200,7 @@ impl<'a> Threader<'a> {
         }
         if self.nodes[child].parent == 0 {
             self.nodes[child].parent = parent;
+            self.nodes[parent].has_children = true;
         }
         // Otherwise the first parent found is kept.
     }
@@ -356,9 +364,11 @@ impl<'a> Threader<'a> {
 
     /// Step (5)(C): one root merged into the thread of its subject.
     fn merge(&mut self, cur: usize) {
+        // The chain of subject-table replacements ends at a root without a parent;
+        // bounded by the number of roots all the same.
         let mut top = cur;
-        loop {
-            top = self.roots[top].parent_root_idx1 - 1;
+        for _ in 0..self.roots.len() {
+            top = self.roots[top].parent_root_idx1.saturating_sub(1);
             if self.roots[top].parent_root_idx1 == 0 {
                 break;
             }
@@ -399,25 +409,63 @@ impl<'a> Threader<'a> {
         changed
     }
 
-    fn tree(&self, idx: usize, uid: bool) -> Tree {
-        let number = match self.nodes.get(idx).and_then(|n| n.item) {
+    fn number(&self, idx: usize, uid: bool) -> u32 {
+        match self.nodes.get(idx).and_then(|n| n.item) {
             Some(i) if uid => self.items[i].uid,
             Some(i) => self.items[i].seq,
             None => 0,
-        };
-        Tree {
-            number,
-            children: self
-                .sorted_children(idx)
-                .into_iter()
-                .map(|c| self.tree(c, uid))
-                .collect(),
         }
+    }
+
+    /// Writes the threads as [`write_threads`] does, with an explicit stack: a reply
+    /// chain may be as deep as the mailbox is long.
+    fn write(&self, roots: &[usize], uid: bool) -> String {
+        enum Work {
+            /// A node among siblings (or a root): parenthesised.
+            Node(usize),
+            /// The children of a node.
+            Children(usize),
+            Close,
+        }
+        let mut out = String::from("THREAD ");
+        let mut stack: Vec<Work> = roots.iter().rev().map(|&r| Work::Node(r)).collect();
+        while let Some(work) = stack.pop() {
+            match work {
+                Work::Close => out.push(')'),
+                Work::Node(idx) => {
+                    let number = self.number(idx, uid);
+                    if self.children[idx].is_empty() {
+                        out.push_str(&format!("({number})"));
+                        continue;
+                    }
+                    out.push('(');
+                    if number != 0 {
+                        out.push_str(&format!("{number} "));
+                    }
+                    stack.push(Work::Close);
+                    stack.push(Work::Children(idx));
+                }
+                Work::Children(idx) => {
+                    let kids = self.sorted_children(idx);
+                    if let [only] = kids.as_slice() {
+                        out.push_str(&self.number(*only, uid).to_string());
+                        if !self.children[*only].is_empty() {
+                            out.push(' ');
+                            stack.push(Work::Children(*only));
+                        }
+                    } else {
+                        stack.extend(kids.iter().rev().map(|&k| Work::Node(k)));
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
-/// REFERENCES (RFC 5256 §3, as Dovecot does it): `items` in mailbox order.
-pub(crate) fn references(items: &[Item], uid: bool) -> Vec<Tree> {
+/// REFERENCES (RFC 5256 §3, as Dovecot does it): `items` in mailbox order; the
+/// THREAD line.
+pub(crate) fn references(items: &[Item], uid: bool) -> String {
     let mut t = Threader {
         items,
         nodes: vec![Node::default()],
@@ -431,12 +479,14 @@ pub(crate) fn references(items: &[Item], uid: bool) -> Vec<Tree> {
     if t.merge_subjects() {
         t.sort_roots();
     }
-    t.roots
+    let roots: Vec<usize> = t
+        .roots
         .iter()
         .filter(|r| !r.ignore)
-        .map(|r| t.tree(r.idx, uid))
-        .filter(|tree| tree.number != 0 || !tree.children.is_empty())
-        .collect()
+        .filter(|r| !r.dummy || !t.children[r.idx].is_empty())
+        .map(|r| r.idx)
+        .collect();
+    t.write(&roots, uid)
 }
 
 impl Core {
@@ -452,11 +502,11 @@ impl Core {
             Ok(items) => items,
             Err(text) => return self.respond(Some(tag), Status::No, &text),
         };
-        let threads = match args.algorithm {
-            ThreadAlgorithm::OrderedSubject => ordered_subject(items, args.uid),
+        let line = match args.algorithm {
+            ThreadAlgorithm::OrderedSubject => write_threads(&ordered_subject(items, args.uid)),
             ThreadAlgorithm::References => references(&items, args.uid),
         };
-        self.untagged(&write_threads(&threads));
+        self.untagged(&line);
         self.respond(Some(tag), Status::Ok, "THREAD completed");
     }
 }
@@ -470,6 +520,46 @@ mod tests {
             number: n,
             children: Vec::new(),
         }
+    }
+
+    fn item(n: u32, id: &str, refs: &[&str]) -> Item {
+        Item {
+            seq: n,
+            uid: n,
+            modseq: 1,
+            internaldate: i64::from(n),
+            size: 1,
+            keys: crate::imap::backend::SortKeys {
+                message_id: Some(id.to_owned()),
+                references: refs.iter().map(|r| (*r).to_owned()).collect(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// A reply chain as deep as a mailbox is long: linked in linear time and written
+    /// without recursion.
+    #[test]
+    fn deep_chains_do_not_recurse() {
+        let n = 100_000u32;
+        let ids: Vec<String> = (0..=n).map(|i| format!("{i}@x")).collect();
+        let items: Vec<Item> = (1..=n)
+            .map(|i| item(i, &ids[i as usize], &[&ids[i as usize - 1]]))
+            .collect();
+        let line = references(&items, true);
+        assert!(line.starts_with("THREAD (1 2 3 4 "), "{}", &line[..40]);
+        assert!(line.ends_with(" 99999 100000)"));
+    }
+
+    #[test]
+    fn loops_and_duplicates() {
+        let items = [
+            item(1, "a@x", &["b@x"]),
+            item(2, "b@x", &["a@x"]),
+            item(3, "a@x", &[]),
+            item(4, "c@x", &["c@x"]),
+        ];
+        assert_eq!(references(&items, false), "THREAD (2 1)(3)(4)");
     }
 
     #[test]
