@@ -68,6 +68,9 @@ pub struct SearchArgs {
     /// `RETURN (…)` given: answer with ESEARCH (empty list means ALL).
     pub ret: Option<Vec<ReturnOpt>>,
     pub key: SearchKey,
+    /// The CHARSET given is one we search in (UTF-8, US-ASCII); otherwise the answer
+    /// is `NO [BADCHARSET]` (RFC 9051 §6.4.4), not BAD.
+    pub charset_known: bool,
 }
 
 /// `[SP "RETURN" SP "(" opts ")"] [SP "CHARSET" SP astring] 1*(SP search-key)`
@@ -76,6 +79,7 @@ pub fn parse(input: &mut Cursor<'_>, uid: bool) -> Result<SearchArgs, ParseError
     let mut ret = None;
     let mut count = 0usize;
     let mut keys = Vec::new();
+    let mut charset_known = true;
     let first = key(input, &mut count, 0)?;
     let first = match first {
         Parsed::Return => {
@@ -108,9 +112,7 @@ pub fn parse(input: &mut Cursor<'_>, uid: bool) -> Result<SearchArgs, ParseError
             input.sp()?;
             let charset = input.astring()?;
             let name = String::from_utf8_lossy(charset.as_bytes()).to_ascii_uppercase();
-            if name != "UTF-8" && name != "US-ASCII" {
-                return Err(ParseErrorKind::InvalidArgument);
-            }
+            charset_known = crate::imap::command::sort::charset_known(&name);
             input.sp()?;
             key(input, &mut count, 0)?
         }
@@ -132,7 +134,12 @@ pub fn parse(input: &mut Cursor<'_>, uid: bool) -> Result<SearchArgs, ParseError
     } else {
         SearchKey::And(keys)
     };
-    Ok(SearchArgs { uid, ret, key })
+    Ok(SearchArgs {
+        uid,
+        ret,
+        key,
+        charset_known,
+    })
 }
 
 /// `1*(SP search-key)`, as SORT and THREAD take them after their charset.
@@ -457,6 +464,13 @@ fn uses_modseq(key: &SearchKey) -> bool {
 
 impl Core {
     pub(crate) fn search(&mut self, tag: &Tag, args: SearchArgs, backend: &mut dyn ImapBackend) {
+        if !args.charset_known {
+            return self.respond(
+                Some(tag),
+                Status::No,
+                "[BADCHARSET (US-ASCII UTF-8)] Unknown charset",
+            );
+        }
         let modseq = uses_modseq(&args.key);
         if modseq {
             self.enabled.condstore = true;
