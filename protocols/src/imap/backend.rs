@@ -31,6 +31,13 @@
 //! base64 / quoted-printable, case-insensitive UTF-8 matching), so every backend
 //! searches alike. A backend may later offer an index; the session would ask it first.
 //!
+//! # SORT and THREAD
+//!
+//! Also in the session, over [`SortKeys`] the store precomputed at delivery (titlecased
+//! base subject, address keys, sent date, message ids), fetched for the matching
+//! messages with one [`ImapBackend::sort_keys`] call: a SORT or THREAD compares
+//! ready strings and numbers and never reads a message.
+//!
 //! # Names
 //!
 //! Mailbox names cross this boundary as UTF-8 with `/` as the hierarchy separator,

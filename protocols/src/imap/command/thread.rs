@@ -1,5 +1,6 @@
 //! THREAD and UID THREAD (RFC 5256): ORDEREDSUBJECT and REFERENCES, over the messages
-//! the search keys match, from precomputed keys ([`SortKeys`]).
+//! the search keys match, from precomputed keys
+//! ([`SortKeys`](crate::imap::backend::SortKeys)).
 //!
 //! The answer equals Dovecot 2.3's (tests/tests/imap_sort.rs), so where Dovecot reads
 //! the RFC its own way we do too:
