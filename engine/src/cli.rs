@@ -91,6 +91,10 @@ enum AccountCommand {
         /// The owner's full name.
         #[arg(long)]
         name: Option<String>,
+        /// Keep the password sealed for CRAM-MD5 and APOP (plaintext-equivalent;
+        /// `[auth] cram_md5 = true` does this for every account).
+        #[arg(long)]
+        cram_md5: bool,
     },
     /// List every account, one address a line.
     List,
@@ -103,6 +107,9 @@ enum AccountCommand {
         address: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Keep the password sealed for CRAM-MD5 and APOP (see `account add`).
+        #[arg(long)]
+        cram_md5: bool,
     },
     /// Change an account's quota, flags or name.
     Set {
@@ -113,6 +120,10 @@ enum AccountCommand {
         flags: Option<String>,
         #[arg(long)]
         name: Option<String>,
+        /// `off` drops the account's sealed CRAM-MD5/APOP secret (turning it on
+        /// needs the password: `account passwd --cram-md5`).
+        #[arg(long, value_name = "off")]
+        cram_md5: Option<String>,
     },
 }
 
@@ -163,7 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconstruct { addresses, all } => return reconstruct(&config, addresses, all),
         Command::Stats => AdminRequest::Stats,
         Command::Who => AdminRequest::Who,
-        Command::Account { command } => account_request(command)?,
+        Command::Account { command } => account_request(&config, command)?,
         Command::Forward { command } => match command {
             ForwardCommand::Add {
                 address,
@@ -183,7 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     print_answer(&show, answer)
 }
 
-fn account_request(cmd: AccountCommand) -> anyhow::Result<AdminRequest> {
+fn account_request(config: &Config, cmd: AccountCommand) -> anyhow::Result<AdminRequest> {
     Ok(match cmd {
         AccountCommand::Add {
             address,
@@ -191,10 +202,12 @@ fn account_request(cmd: AccountCommand) -> anyhow::Result<AdminRequest> {
             quota,
             flags,
             name,
+            cram_md5,
         } => {
-            let address = Address::parse(&address)?.to_string();
+            let parsed = Address::parse(&address)?;
+            let address = parsed.to_string();
             let password_hash = if password_stdin {
-                Some(store::password::hash_password(&read_password()?)?)
+                Some(verifiers(config, &parsed, &read_password()?, cram_md5)?)
             } else {
                 None
             };
@@ -209,14 +222,17 @@ fn account_request(cmd: AccountCommand) -> anyhow::Result<AdminRequest> {
         AccountCommand::List => AdminRequest::AccountList,
         AccountCommand::Show { address } => AdminRequest::AccountShow { address },
         AccountCommand::Del { address } => AdminRequest::AccountDel { address },
-        AccountCommand::Passwd { address, .. } => {
-            Address::parse(&address)?;
+        AccountCommand::Passwd {
+            address, cram_md5, ..
+        } => {
+            let parsed = Address::parse(&address)?;
             AdminRequest::AccountSet {
                 address,
                 name: None,
                 quota_bytes: None,
                 flags: None,
-                password_hash: Some(store::password::hash_password(&read_password()?)?),
+                password_hash: Some(verifiers(config, &parsed, &read_password()?, cram_md5)?),
+                drop_cram: false,
             }
         }
         AccountCommand::Set {
@@ -224,14 +240,50 @@ fn account_request(cmd: AccountCommand) -> anyhow::Result<AdminRequest> {
             quota,
             flags,
             name,
-        } => AdminRequest::AccountSet {
-            address,
-            name,
-            quota_bytes: quota,
-            flags,
-            password_hash: None,
-        },
+            cram_md5,
+        } => {
+            let drop_cram = match cram_md5.as_deref() {
+                None => false,
+                Some("off") => true,
+                Some(other) => anyhow::bail!(
+                    "--cram-md5 takes `off` (not {other:?}); to turn it on, set the \
+                     password again with `account passwd --cram-md5`"
+                ),
+            };
+            AdminRequest::AccountSet {
+                address,
+                name,
+                quota_bytes: quota,
+                flags,
+                password_hash: None,
+                drop_cram,
+            }
+        }
     })
+}
+
+/// What the profile keeps of a new password: argon2id, SCRAM keys and, when asked
+/// for, the password sealed with the server key. Only these cross the admin socket.
+fn verifiers(
+    config: &Config,
+    user: &Address,
+    password: &str,
+    cram_md5: bool,
+) -> anyhow::Result<String> {
+    let keep_cram_secret = cram_md5 || config.auth.cram_md5;
+    let key = if keep_cram_secret {
+        Some(store::auth::ServerKey::load_or_create(
+            &config.store.roots[0],
+        )?)
+    } else {
+        None
+    };
+    let options = store::auth::VerifierOptions {
+        keep_cram_secret,
+        ..store::auth::VerifierOptions::default()
+    };
+    let verifiers = store::auth::Verifiers::from_password(password, user, &options, key.as_ref())?;
+    Ok(verifiers.to_profile_value())
 }
 
 /// The first line of standard input, without its line ending.

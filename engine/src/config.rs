@@ -88,6 +88,9 @@ pub struct AuthConfig {
     pub block_seconds: u64,
     /// Shortest new password poppassd (and later the web UI) accepts, in characters.
     pub password_min_length: u32,
+    /// Keep a sealed CRAM-MD5/APOP secret for every password set from now on (it is
+    /// plaintext-equivalent; see README). Off: only accounts given `--cram-md5`.
+    pub cram_md5: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -168,6 +171,7 @@ impl Default for Config {
                 failures_before_block: 10,
                 block_seconds: 300,
                 password_min_length: 8,
+                cram_md5: false,
             },
             limits: LimitsConfig {
                 connections_per_ip: 1000,
@@ -382,6 +386,11 @@ fn parse_auth(t: &toml::Table, out: &mut AuthConfig) -> Result<(), ConfigError> 
             }
             "block_seconds" => out.block_seconds = int(v, &key)? as u64,
             "password_min_length" => out.password_min_length = small(v, &key)?,
+            "cram_md5" => {
+                out.cram_md5 = v
+                    .as_bool()
+                    .ok_or_else(|| err(&key, "expected true or false"))?
+            }
             _ => return Err(err(&key, "unknown key")),
         }
     }

@@ -3,22 +3,18 @@
 //! glommio's per-shard blocking pool would queue journal syncs and file work behind
 //! a login storm. This is its own pool, shared by all shards, with a bounded
 //! queue: when it is full, logins fail fast as "unavailable" instead of piling up.
+//! The password sources outside the profile (passwd-file, shadow, LDAP) run their
+//! blocking calls here too.
+
+use std::sync::Arc;
 
 use futures::channel::oneshot;
+use store::Address;
+use store::auth::{ServerKey, VerifierOptions, Verifiers};
 
 use crate::limits::HASH_QUEUE_MAX;
 
-enum Job {
-    Verify {
-        phc: String,
-        password: Vec<u8>,
-        reply: oneshot::Sender<bool>,
-    },
-    Hash {
-        password: String,
-        reply: oneshot::Sender<Option<String>>,
-    },
-}
+type Job = Box<dyn FnOnce() + Send>;
 
 /// A handle to the pool; cheap to clone, `Send`.
 #[derive(Clone)]
@@ -36,51 +32,59 @@ impl Hasher {
                 .name(format!("hasher-{i}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
-                        match job {
-                            Job::Verify {
-                                phc,
-                                password,
-                                reply,
-                            } => {
-                                let ok = std::str::from_utf8(&password)
-                                    .map(|p| store::password::verify_password(&phc, p))
-                                    .unwrap_or(false);
-                                let _ = reply.send(ok);
-                            }
-                            Job::Hash { password, reply } => {
-                                let _ = reply.send(store::password::hash_password(&password).ok());
-                            }
-                        }
+                        job();
                     }
                 })?;
         }
         Ok(Hasher { tx })
     }
 
-    /// Verifies `password` against an argon2id PHC string. `None` when the pool is
-    /// saturated (the caller answers "try again later").
-    pub async fn verify(&self, phc: &str, password: &[u8]) -> Option<bool> {
+    /// Runs `work` on the pool. `None` when the pool is saturated (the caller
+    /// answers "try again later") or the work panicked.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .try_send(Job::Verify {
-                phc: phc.to_owned(),
-                password: password.to_vec(),
-                reply,
-            })
+            .try_send(Box::new(move || {
+                let _ = reply.send(work());
+            }))
             .ok()?;
         rx.await.ok()
     }
 
-    /// Hashes a new password (argon2id PHC). `None` when the pool is saturated or
-    /// the password cannot be hashed.
-    pub async fn hash(&self, password: &str) -> Option<String> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .try_send(Job::Hash {
-                password: password.to_owned(),
-                reply,
-            })
-            .ok()?;
-        rx.await.ok().flatten()
+    /// Verifies `password` against a profile's stored value: a `Verifiers` line or
+    /// a bare argon2id PHC string. A damaged value verifies nothing.
+    pub async fn verify(&self, stored: &str, password: &[u8]) -> Option<bool> {
+        let stored = stored.to_owned();
+        let password = password.to_vec();
+        self.run(move || {
+            Verifiers::parse(&stored)
+                .map(|v| v.verify(&password))
+                .unwrap_or(false)
+        })
+        .await
+    }
+
+    /// The verifiers of a new password, as the profile value. `None` when the pool
+    /// is saturated or the password cannot be hashed (or a CRAM-MD5 secret is
+    /// wanted without a key).
+    pub async fn derive(
+        &self,
+        password: &str,
+        user: &Address,
+        options: VerifierOptions,
+        key: Option<Arc<ServerKey>>,
+    ) -> Option<String> {
+        let password = password.to_owned();
+        let user = user.clone();
+        self.run(move || {
+            Verifiers::from_password(&password, &user, &options, key.as_deref())
+                .map(|v| v.to_profile_value())
+                .ok()
+        })
+        .await
+        .flatten()
     }
 }

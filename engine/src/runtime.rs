@@ -42,7 +42,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     probe_ports(&config, shards)?;
     let tls = crate::tls::server_config(&config)?;
     let hasher = Hasher::start(usable_cpus().len())?;
-    let login = Arc::new(LoginSecrets::generate()?);
+    let login = Arc::new(LoginSecrets::generate(&config)?);
     let cpus = usable_cpus();
     let (events_tx, events) = mpsc::channel::<Event>();
     let signals_tx = events_tx.clone();

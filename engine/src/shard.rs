@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
+use store::auth::{ServerKey, VerifierOptions, Verifiers};
 use store::{Address, Bucket, Profile, Store, StoreError};
 
 use crate::hasher::Hasher;
@@ -80,20 +81,24 @@ pub struct Shared {
 }
 
 /// Made once at start: what unknown users are checked against (so they cost the
-/// same as known ones), and the key of the login cache's digests.
+/// same as known ones), the key of the login cache's digests, and the server key
+/// that seals CRAM-MD5/APOP secrets and seeds SCRAM decoy salts.
 pub struct LoginSecrets {
     pub dummy_phc: String,
     pub cache_key: [u8; 32],
+    pub server_key: Arc<ServerKey>,
 }
 
 impl LoginSecrets {
-    pub fn generate() -> anyhow::Result<LoginSecrets> {
+    pub fn generate(config: &Config) -> anyhow::Result<LoginSecrets> {
         use std::io::Read;
         let mut cache_key = [0u8; 32];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut cache_key)?;
+        let server_key = ServerKey::load_or_create(&config.store.roots[0])?;
         Ok(LoginSecrets {
             dummy_phc: store::password::hash_password("msgstore timing equaliser")?,
             cache_key,
+            server_key: Arc::new(server_key),
         })
     }
 }
@@ -333,14 +338,29 @@ async fn change_password(
         Ok(p) => p,
         Err(why) => return PasswordChange::Refused(why),
     };
-    let Some(phc) = shard.hasher.hash(&new).await else {
-        return PasswordChange::Unavailable;
-    };
     let mut profile = match read_profile(shard, &address).await {
         Ok(p) => p,
         Err(_) => return PasswordChange::Unavailable,
     };
-    profile.password_hash = Some(phc);
+    // An account that had a CRAM-MD5/APOP secret keeps one for the new password.
+    let had_cram = profile
+        .password_hash
+        .as_deref()
+        .and_then(|v| Verifiers::parse(v).ok())
+        .is_some_and(|v| v.cram.is_some());
+    let options = VerifierOptions {
+        keep_cram_secret: had_cram || shard.config.auth.cram_md5,
+        ..VerifierOptions::default()
+    };
+    let key = shard.login.server_key.clone();
+    let Some(verifiers) = shard
+        .hasher
+        .derive(&new, &address, options, Some(key))
+        .await
+    else {
+        return PasswordChange::Unavailable;
+    };
+    profile.password_hash = Some(verifiers);
     let store = shard.store.clone();
     match glommio::executor()
         .spawn_blocking(move || store.update_account(&profile))

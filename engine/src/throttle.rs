@@ -111,6 +111,7 @@ mod tests {
             failures_before_block: 5,
             block_seconds: 60,
             password_min_length: 8,
+            ..crate::config::Config::default().auth
         }
     }
 

@@ -10,7 +10,7 @@
 //! domain example.com                  the account's domain
 //! quota_bytes 0                       storage quota in bytes, 0 = unlimited
 //! flags imap,pop                      usage flags: imap, pop, manage, disabled (may be empty)
-//! password_hash $argon2id$v=19$…      PHC string, empty = no password in the profile
+//! password_hash msv1;argon2id=$argon2id$v=19$…;scram-sha-256=…   verifiers, empty = none
 //! created_unix 1700000000             creation time, seconds since the Unix epoch
 //! crc32 1a2b3c4d                      CRC-32 (IEEE) of every preceding byte, lower hex
 //! ```
@@ -139,7 +139,9 @@ pub struct Profile {
     /// Storage quota in bytes; 0 = unlimited.
     pub quota_bytes: u64,
     pub flags: UsageFlags,
-    /// argon2id PHC string; `None` when the password lives elsewhere (or login is off).
+    /// The password's verifiers (`store::auth::Verifiers` line; a bare argon2id PHC
+    /// string in profiles written before SCRAM keys were kept, still read); `None`
+    /// when the password lives elsewhere (or login is off). Never the password.
     pub password_hash: Option<String>,
     pub created_unix: u64,
 }
@@ -151,7 +153,8 @@ pub struct NewAccount {
     pub name: String,
     pub quota_bytes: u64,
     pub flags: UsageFlags,
-    /// Already hashed (hashing is slow: the caller does it off the shard thread).
+    /// Already hashed: a `Verifiers` line (hashing is slow: the caller does it off
+    /// the shard thread).
     pub password_hash: Option<String>,
 }
 
@@ -234,7 +237,7 @@ impl Profile {
                 || hash.len() > PASSWORD_HASH_BYTES_MAX
                 || !hash.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return invalid("password_hash", "not a PHC password hash string");
+            return invalid("password_hash", "not a password verifiers value");
         }
         Ok(())
     }
@@ -505,6 +508,39 @@ mod tests {
                 "{bad}"
             );
         }
+        Ok(())
+    }
+
+    /// A new profile holds the whole verifiers line, even for the longest password
+    /// with a sealed CRAM-MD5 secret; the bare PHC of older profiles still reads.
+    #[test]
+    fn verifiers_of_the_longest_password_fit_the_profile() -> Result<()> {
+        use crate::auth::{ServerKey, VerifierOptions, Verifiers};
+        let user = addr("alice@example.com");
+        let key = ServerKey::from_bytes([7; 32]);
+        let password = "p".repeat(crate::limits::PASSWORD_BYTES_MAX);
+        let options = VerifierOptions {
+            keep_cram_secret: true,
+            ..VerifierOptions::default()
+        };
+        let verifiers = Verifiers::from_password(&password, &user, &options, Some(&key))?;
+        let profile = Profile {
+            password_hash: Some(verifiers.to_profile_value()),
+            ..alice()
+        };
+        let bytes = profile.to_bytes()?;
+        assert!(!String::from_utf8_lossy(&bytes).contains(&password));
+        let read = Profile::parse(Path::new("p"), &bytes)?;
+        assert_eq!(read, profile);
+        let back = Verifiers::parse(read.password_hash.as_deref().unwrap_or(""))?;
+        assert!(back.verify(password.as_bytes()));
+        assert!(back.scram.is_some());
+        assert_eq!(
+            back.cram_secret(&user, &key).map(|s| s.expose().to_vec()),
+            Some(password.into_bytes())
+        );
+        let old = Verifiers::parse(&crate::password::hash_password("older")?)?;
+        assert!(old.scram.is_none() && old.cram.is_none());
         Ok(())
     }
 

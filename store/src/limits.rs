@@ -20,8 +20,10 @@ pub const FORMAT_BYTES_MAX: usize = 4 * 1024;
 pub const FANOUT_LEVELS_MAX: u8 = 3;
 /// A root is a disk; the format file stores the count and the bucket→root map uses u16.
 pub const ROOTS_MAX: usize = 256;
-/// A PHC argon2 string is about 100 bytes; room for stronger parameters, no more.
-pub const PASSWORD_HASH_BYTES_MAX: usize = 512;
+/// The profile's `password_hash` value: a bare PHC argon2 string (~100 bytes, older
+/// profiles) or the whole `Verifiers` line (argon2 + SCRAM keys + a sealed CRAM-MD5
+/// secret), so the same bound as [`VERIFIERS_BYTES_MAX`].
+pub const PASSWORD_HASH_BYTES_MAX: usize = VERIFIERS_BYTES_MAX;
 
 // --- mailboxes, index, journal (issue 3) ---
 

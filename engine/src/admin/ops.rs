@@ -58,6 +58,7 @@ fn run(store: &Store, req: AdminRequest) -> Result<AdminResponse, StoreError> {
             quota_bytes,
             flags,
             password_hash,
+            drop_cram,
         } => {
             let mut p = store.account(&Address::parse(&address)?)?;
             if let Some(n) = name {
@@ -71,6 +72,10 @@ fn run(store: &Store, req: AdminRequest) -> Result<AdminResponse, StoreError> {
             }
             if password_hash.is_some() {
                 p.password_hash = password_hash;
+            }
+            if drop_cram && let Some(value) = &p.password_hash {
+                let verifiers = store::auth::Verifiers::parse(value)?.without_cram();
+                p.password_hash = Some(verifiers.to_profile_value());
             }
             store.update_account(&p)?;
             AdminResponse::Account(view(store, &p))

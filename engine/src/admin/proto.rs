@@ -10,7 +10,8 @@ pub enum AdminRequest {
         name: String,
         quota_bytes: u64,
         flags: Option<String>,
-        /// An argon2id PHC string: the CLI hashes, so no plaintext crosses the socket.
+        /// A `store::auth::Verifiers` line: the CLI hashes, so no plaintext crosses
+        /// the socket.
         password_hash: Option<String>,
     },
     AccountShow {
@@ -25,7 +26,11 @@ pub enum AdminRequest {
         name: Option<String>,
         quota_bytes: Option<u64>,
         flags: Option<String>,
+        /// A `store::auth::Verifiers` line (made by the CLI: no plaintext crosses).
         password_hash: Option<String>,
+        /// Drop the sealed CRAM-MD5/APOP secret (`account set --cram-md5 off`).
+        #[serde(default)]
+        drop_cram: bool,
     },
     Stats,
     Who,

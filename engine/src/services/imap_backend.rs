@@ -544,6 +544,7 @@ impl b::ImapBackend for StoreBackend {
                 quota_bytes: Some(quota_bytes),
                 flags: None,
                 password_hash: None,
+                drop_cram: false,
             },
         );
         Ok(b::Pending(id))
