@@ -272,9 +272,9 @@ fn verifiers(
 ) -> anyhow::Result<String> {
     let keep_cram_secret = cram_md5 || config.auth.cram_md5;
     let key = if keep_cram_secret {
-        Some(store::auth::ServerKey::load_or_create(
-            &config.store.roots[0],
-        )?)
+        let root0 = &config.store.roots[0];
+        std::fs::create_dir_all(root0)?;
+        Some(store::auth::ServerKey::load_or_create(root0)?)
     } else {
         None
     };

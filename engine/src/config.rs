@@ -91,6 +91,9 @@ pub struct AuthConfig {
     /// Keep a sealed CRAM-MD5/APOP secret for every password set from now on (it is
     /// plaintext-equivalent; see README). Off: only accounts given `--cram-md5`.
     pub cram_md5: bool,
+    /// SASL mechanisms offered (AUTHENTICATE, POP3 AUTH), strongest first. `None`:
+    /// SCRAM-SHA-256, PLAIN, LOGIN, and CRAM-MD5 (with APOP) when `cram_md5` is on.
+    pub mechanisms: Option<Vec<protocols::sasl::Mechanism>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -112,6 +115,18 @@ pub struct LimitsConfig {
 }
 
 impl AuthConfig {
+    /// The SASL mechanisms to offer, in the order they are advertised.
+    pub fn sasl_mechanisms(&self) -> Vec<protocols::sasl::Mechanism> {
+        use protocols::sasl::Mechanism;
+        match &self.mechanisms {
+            Some(list) => list.clone(),
+            None => Mechanism::ALL
+                .into_iter()
+                .filter(|m| *m != Mechanism::CramMd5 || self.cram_md5)
+                .collect(),
+        }
+    }
+
     /// May a password cross a plaintext connection to the listener at `local`?
     pub fn plaintext_allowed(&self, local: SocketAddr) -> bool {
         self.plaintext_without_tls
@@ -172,6 +187,7 @@ impl Default for Config {
                 block_seconds: 300,
                 password_min_length: 8,
                 cram_md5: false,
+                mechanisms: None,
             },
             limits: LimitsConfig {
                 connections_per_ip: 1000,
@@ -391,10 +407,37 @@ fn parse_auth(t: &toml::Table, out: &mut AuthConfig) -> Result<(), ConfigError> 
                     .as_bool()
                     .ok_or_else(|| err(&key, "expected true or false"))?
             }
+            "mechanisms" => out.mechanisms = Some(mechanisms(v, &key)?),
             _ => return Err(err(&key, "unknown key")),
         }
     }
     Ok(())
+}
+
+/// `["SCRAM-SHA-256", "PLAIN"]`: known names, no repeats.
+fn mechanisms(v: &toml::Value, key: &str) -> Result<Vec<protocols::sasl::Mechanism>, ConfigError> {
+    let names = v
+        .as_array()
+        .ok_or_else(|| err(key, "expected a list of mechanism names"))?;
+    let mut out = Vec::new();
+    for name in names {
+        let name = name
+            .as_str()
+            .ok_or_else(|| err(key, "expected a list of mechanism names"))?;
+        let m = protocols::sasl::Mechanism::from_name(name).ok_or_else(|| {
+            err(
+                key,
+                format!(
+                    "unknown mechanism {name:?} (known: SCRAM-SHA-256, CRAM-MD5, PLAIN, LOGIN)"
+                ),
+            )
+        })?;
+        if out.contains(&m) {
+            return Err(err(key, format!("{name} is listed twice")));
+        }
+        out.push(m);
+    }
+    Ok(out)
 }
 
 fn parse_limits(t: &toml::Table, out: &mut LimitsConfig) -> Result<(), ConfigError> {
@@ -495,6 +538,9 @@ mod tests {
                 "[auth]\nfailures_before_block = 0\n",
                 "`auth.failures_before_block`",
             ),
+            ("[auth]\nmechanisms = [\"GSSAPI\"]\n", "`auth.mechanisms`"),
+            ("[auth]\nmechanisms = \"PLAIN\"\n", "`auth.mechanisms`"),
+            ("[auth]\ncram_md5 = \"yes\"\n", "`auth.cram_md5`"),
             (
                 "[limits]\nidle_imap_seconds = 0\n",
                 "`limits.idle_imap_seconds`",

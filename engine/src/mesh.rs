@@ -28,6 +28,19 @@ pub enum Request {
         password: Secret,
         service: Service,
     },
+    /// SASL: check a password (PLAIN, LOGIN) or fetch a stored secret (SCRAM,
+    /// CRAM-MD5, APOP) for `address`. A blocked account gets `Rejected`.
+    SaslCredentials {
+        address: Address,
+        request: protocols::sasl::CredentialRequest,
+    },
+    /// SASL: the exchange for `address` is over; count it like a LOGIN and, on
+    /// success, check the usage flags for `service`.
+    SaslOutcome {
+        address: Address,
+        success: bool,
+        service: Service,
+    },
     /// An account operation for an account this shard owns.
     Admin(AdminRequest),
     /// The accounts in this shard's buckets.
@@ -56,6 +69,7 @@ pub enum Request {
 #[derive(Debug)]
 pub enum Response {
     Auth(AuthOutcome),
+    Credentials(protocols::sasl::Credentials),
     Admin(AdminResponse),
     Stats {
         stats: ShardStats,

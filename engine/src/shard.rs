@@ -27,6 +27,7 @@ use crate::shutdown::Shutdown;
 use crate::throttle::Throttle;
 use protocols::lmtp::RecipientCheck;
 use protocols::poppassd::PasswordChange;
+use protocols::sasl::{CredentialRequest, Credentials, ScramSecret, SecretKind};
 use store::delivery::{Flags, InternalDate, Mailstore, Ticket};
 
 pub struct Shard {
@@ -53,7 +54,7 @@ pub struct Shard {
     /// Maildrops with a POP3 session (RFC 1939: one at a time).
     pop_locks: RefCell<HashSet<Address, ahash::RandomState>>,
     pub hasher: Hasher,
-    login: Arc<LoginSecrets>,
+    pub login: Arc<LoginSecrets>,
     /// Recent successful logins of accounts owned here (Dovecot's auth cache).
     auth_cache: RefCell<HashMap<Address, CachedLogin, ahash::RandomState>>,
 }
@@ -268,6 +269,14 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
             password,
             service,
         } => Response::Auth(authenticate(&shard, address, password, service).await),
+        Request::SaslCredentials { address, request } => {
+            Response::Credentials(sasl_credentials(&shard, address, request).await)
+        }
+        Request::SaslOutcome {
+            address,
+            success,
+            service,
+        } => Response::Auth(sasl_outcome(&shard, address, success, service).await),
         Request::Admin(AdminRequest::Reconstruct { address }) => {
             Response::Admin(match Address::parse(&address) {
                 Ok(a) => match shard.mail.with(|ms| ms.reconstruct_user(&a, |_| {})) {
@@ -530,6 +539,111 @@ async fn authenticate(
     outcome
 }
 
+/// SASL on the owner: the password checked or the stored secret fetched, with no
+/// counting (the exchange is counted once, at its end, by [`sasl_outcome`]). A
+/// blocked account, an unknown user and a missing secret all get `Rejected`, which
+/// SCRAM turns into a decoy exchange that fails at the proof.
+async fn sasl_credentials(
+    shard: &Rc<Shard>,
+    address: Address,
+    request: CredentialRequest,
+) -> Credentials {
+    if shard
+        .account_throttle
+        .borrow_mut()
+        .is_blocked(&address, Instant::now())
+    {
+        shard.stats.borrow_mut().logins_blocked += 1;
+        return Credentials::Rejected;
+    }
+    match request {
+        CredentialRequest::Verify { password, .. } => {
+            match verify_password(shard, &address, password.expose()).await {
+                Ok(_) => Credentials::Verified,
+                Err(AuthOutcome::Unavailable) => Credentials::Unavailable,
+                Err(_) => Credentials::Rejected,
+            }
+        }
+        CredentialRequest::Lookup { kind, .. } => {
+            let verifiers = match read_profile(shard, &address).await {
+                Ok(p) => p.password_hash.and_then(|v| Verifiers::parse(&v).ok()),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => {
+                    tracing::warn!("sasl {address}: {e}");
+                    return Credentials::Unavailable;
+                }
+            };
+            let Some(verifiers) = verifiers else {
+                return Credentials::Rejected;
+            };
+            match kind {
+                SecretKind::ScramSha256 => match verifiers.scram {
+                    Some(v) => Credentials::ScramSha256(ScramSecret {
+                        salt: v.salt,
+                        iterations: v.iterations,
+                        stored_key: v.stored_key,
+                        server_key: v.server_key,
+                    }),
+                    None => Credentials::Rejected,
+                },
+                SecretKind::CramMd5 => {
+                    match verifiers.cram_secret(&address, &shard.login.server_key) {
+                        Some(secret) => {
+                            Credentials::CramMd5Secret(Secret::new(secret.into_bytes()))
+                        }
+                        None => Credentials::Rejected,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The end of a SASL exchange, on the owner: counted in the account's throttle like
+/// a LOGIN; a success is then checked against the usage flags.
+async fn sasl_outcome(
+    shard: &Rc<Shard>,
+    address: Address,
+    success: bool,
+    service: Service,
+) -> AuthOutcome {
+    if !success {
+        shard.stats.borrow_mut().logins_failed += 1;
+        let delay = shard
+            .account_throttle
+            .borrow_mut()
+            .failure(&address, Instant::now());
+        if !delay.is_zero() {
+            glommio::timer::sleep(delay).await;
+        }
+        return AuthOutcome::Failed;
+    }
+    let profile = match read_profile(shard, &address).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("sasl {address}: {e}");
+            return AuthOutcome::Unavailable;
+        }
+    };
+    shard.stats.borrow_mut().logins_ok += 1;
+    shard.account_throttle.borrow_mut().success(&address);
+    usage_allowed(&profile, service)
+}
+
+fn usage_allowed(profile: &Profile, service: Service) -> AuthOutcome {
+    let allowed = !profile.flags.disabled
+        && match service {
+            Service::Imap | Service::Imaps => profile.flags.imap,
+            Service::Pop3 | Service::Pop3s => profile.flags.pop,
+            _ => true,
+        };
+    if allowed {
+        AuthOutcome::Ok
+    } else {
+        AuthOutcome::NotPermitted
+    }
+}
+
 /// Reads an account's profile through io_uring (no blocking syscall on the shard).
 pub async fn read_profile(shard: &Shard, address: &Address) -> Result<Profile, StoreError> {
     let path = shard.store.profile_path(address);
@@ -564,29 +678,41 @@ pub async fn read_profile(shard: &Shard, address: &Address) -> Result<Profile, S
     Ok(profile)
 }
 
-/// Checks a password on the owning shard: the profile through io_uring, argon2 on
-/// the hashing pool unless this exact (hash, password) pair logged in recently.
-/// An unknown user costs one argon2 like a wrong password does.
+/// Checks a password on the owning shard and then the usage flags for `service`.
 async fn check_password(
     shard: &Shard,
     address: &Address,
     password: &[u8],
     service: Service,
 ) -> AuthOutcome {
+    match verify_password(shard, address, password).await {
+        Ok(profile) => usage_allowed(&profile, service),
+        Err(outcome) => outcome,
+    }
+}
+
+/// Checks a password: the profile through io_uring, argon2 on the hashing pool
+/// unless this exact (hash, password) pair logged in recently. An unknown user
+/// costs one argon2 like a wrong password does. `Err` is `Failed` or `Unavailable`.
+async fn verify_password(
+    shard: &Shard,
+    address: &Address,
+    password: &[u8],
+) -> Result<Profile, AuthOutcome> {
     let profile = match read_profile(shard, address).await {
         Ok(p) => p,
         Err(StoreError::NotFound { .. }) => {
             let _ = shard.hasher.verify(&shard.login.dummy_phc, password).await;
-            return AuthOutcome::Failed;
+            return Err(AuthOutcome::Failed);
         }
         Err(e) => {
             tracing::warn!("login {address}: {e}");
-            return AuthOutcome::Unavailable;
+            return Err(AuthOutcome::Unavailable);
         }
     };
     let Some(phc) = profile.password_hash.as_deref() else {
         let _ = shard.hasher.verify(&shard.login.dummy_phc, password).await;
-        return AuthOutcome::Failed;
+        return Err(AuthOutcome::Failed);
     };
     let digest = login_digest(&shard.login.cache_key, phc, password);
     let now = Instant::now();
@@ -613,21 +739,11 @@ async fn check_password(
                     },
                 );
             }
-            Some(false) => return AuthOutcome::Failed,
-            None => return AuthOutcome::Unavailable,
+            Some(false) => return Err(AuthOutcome::Failed),
+            None => return Err(AuthOutcome::Unavailable),
         }
     }
-    let allowed = !profile.flags.disabled
-        && match service {
-            Service::Imap | Service::Imaps => profile.flags.imap,
-            Service::Pop3 | Service::Pop3s => profile.flags.pop,
-            _ => true,
-        };
-    if allowed {
-        AuthOutcome::Ok
-    } else {
-        AuthOutcome::NotPermitted
-    }
+    Ok(profile)
 }
 
 fn login_digest(key: &[u8; 32], phc: &str, password: &[u8]) -> [u8; 32] {

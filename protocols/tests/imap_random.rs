@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use protocols::imap::{ImapConfig, ImapEvent, ImapSession, LoginOutcome};
+use protocols::sasl::{Credentials, Mechanism, SaslPolicy};
 
 /// Pieces that reach the interesting corners of the framer and parser.
 const TOKENS: &[&[u8]] = &[
@@ -40,6 +41,13 @@ const TOKENS: &[&[u8]] = &[
     b"\xff",
     b"=",
     b"AGJvYgBwdw==",
+    b"AUTHENTICATE ",
+    b"PLAIN",
+    b"LOGIN",
+    b"CRAM-MD5",
+    b"SCRAM-SHA-256",
+    b"*\r\n",
+    b"biwsbj1ib2Iscj1hYmM=",
 ];
 
 fn input_strategy() -> impl Strategy<Value = Vec<u8>> {
@@ -54,7 +62,14 @@ fn input_strategy() -> impl Strategy<Value = Vec<u8>> {
 /// once with outcomes cycled from `outcomes` and handing the session off every
 /// `handoff_every` logins. Returns everything the server wrote.
 fn drive(input: &[u8], read_sizes: &[usize], outcomes: &[u8], handoff_every: usize) -> Vec<u8> {
-    let mut session = ImapSession::new(ImapConfig::default());
+    let mut session = ImapSession::new(ImapConfig {
+        sasl: SaslPolicy {
+            enabled: Mechanism::ALL.to_vec(),
+            fixed_nonce: Some("nonce".into()),
+            ..SaslPolicy::disabled()
+        },
+        ..ImapConfig::default()
+    });
     let mut written = Vec::new();
     let mut logins = 0usize;
     let mut rest = input;
@@ -70,7 +85,20 @@ fn drive(input: &[u8], read_sizes: &[usize], outcomes: &[u8], handoff_every: usi
                 written.extend(output);
             }
             match session.poll_event() {
-                Some(ImapEvent::Login { .. }) => {
+                Some(ImapEvent::SaslCredentials(_)) => {
+                    let answer = match outcomes
+                        .get(logins % outcomes.len().max(1))
+                        .copied()
+                        .unwrap_or(0)
+                        % 3
+                    {
+                        0 => Credentials::Verified,
+                        1 => Credentials::Rejected,
+                        _ => Credentials::Unavailable,
+                    };
+                    session.sasl_credentials(answer);
+                }
+                Some(ImapEvent::Login { .. } | ImapEvent::SaslFinished { .. }) => {
                     if handoff_every > 0 && logins.is_multiple_of(handoff_every) {
                         session = ImapSession::from_handoff(session.into_handoff());
                     }

@@ -22,6 +22,21 @@
 //! E: close                   the next event must be Close
 //! ```
 //!
+//! AUTHENTICATE (SASL):
+//!
+//! ```text
+//! O: sasl NONCE              offer every mechanism; NONCE is the server nonce of every
+//!                            exchange (SCRAM's server part, CRAM-MD5's n1.n2), host
+//!                            imap.example.net, decoy key all zero
+//! E: sasl-verify USER PW     the next event must be SaslCredentials(Verify{USER, PW})
+//! E: sasl-lookup USER KIND   ... SaslCredentials(Lookup{USER, cram|scram})
+//! E: provide verified|rejected|unavailable        the engine's answer
+//! E: provide cram SECRET                          the CRAM-MD5 secret
+//! E: provide scram PW SALT_BASE64 ITERATIONS      SCRAM keys derived from PW
+//! E: sasl-finished TAG USER|- ok|failed           the next event must be SaslFinished
+//!                            (then answer it with E: login-ok / login-failed)
+//! ```
+//!
 //!
 //! The authenticated state runs against a `MemoryBackend` (an INBOX, UIDVALIDITY 1):
 //!
@@ -59,7 +74,11 @@ use std::path::Path;
 use protocols::imap::backend::{BackendError, FlagMode, Flags, SpecialUse, SystemFlags};
 use protocols::imap::memory::MemoryBackend;
 use protocols::imap::{
-    ImapBackend, ImapConfig, ImapEvent, ImapSession, LoginOutcome, MailboxEvent, Pending, Transmit,
+    ImapBackend, ImapConfig, ImapEvent, ImapSession, LoginOutcome, MailboxEvent, Pending, Secret,
+    Transmit,
+};
+use protocols::sasl::{
+    CredentialRequest, Credentials, Mechanism, SaslPolicy, ScramSecret, SecretKind,
 };
 
 #[derive(Debug)]
@@ -73,6 +92,8 @@ enum Step {
     },
     ExpectClose,
     ExpectStartTls,
+    ExpectSasl(ImapEvent),
+    Provide(Credentials),
     TlsStarted,
     Answer(LoginOutcome),
     Handoff,
@@ -151,6 +172,7 @@ struct Transcript {
     no_backend: bool,
     login_allowed: bool,
     starttls: bool,
+    sasl_nonce: Option<String>,
     /// (line number, step)
     steps: Vec<(usize, Step)>,
 }
@@ -160,6 +182,7 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
         no_backend: false,
         login_allowed: true,
         starttls: false,
+        sasl_nonce: None,
         steps: Vec::new(),
     };
     let mut previous_was_client = false;
@@ -222,6 +245,11 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
                 previous_was_client = false;
                 continue;
             }
+            "O" if body.starts_with("sasl ") => {
+                transcript.sasl_nonce = Some(body["sasl ".len()..].to_owned());
+                previous_was_client = false;
+                continue;
+            }
             "O" if body == "starttls" => {
                 transcript.starttls = true;
                 previous_was_client = false;
@@ -245,6 +273,9 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
                     [verb] if verb == b"login-failed" => Step::Answer(LoginOutcome::Failed),
                     [verb] if verb == b"login-unavailable" => {
                         Step::Answer(LoginOutcome::Unavailable)
+                    }
+                    [verb, rest @ ..] if verb.starts_with(b"sasl-") || verb == b"provide" => {
+                        sasl_step(verb, rest).map_err(fail)?
                     }
                     [verb] if verb == b"handoff" => Step::Handoff,
                     [verb] if verb == b"close" => Step::ExpectClose,
@@ -406,6 +437,11 @@ impl Runner {
                 other => return Err(format!("line {line}: expected StartTls, got {other:?}")),
             },
             Step::TlsStarted => self.session().tls_started(),
+            Step::ExpectSasl(expected) => match self.session().poll_event() {
+                Some(event) if &event == expected => {}
+                other => return Err(format!("line {line}: expected {expected:?}, got {other:?}")),
+            },
+            Step::Provide(credentials) => self.session().sasl_credentials(credentials.clone()),
             Step::Answer(outcome) => {
                 let session = self.session.as_mut().expect("session present");
                 match self.backend.as_mut() {
@@ -547,7 +583,71 @@ fn config(transcript: &Transcript) -> ImapConfig {
         login_allowed: transcript.login_allowed,
         starttls_available: transcript.starttls,
         server_name: "imap.example.net".into(),
+        sasl: match &transcript.sasl_nonce {
+            None => SaslPolicy::disabled(),
+            Some(nonce) => SaslPolicy {
+                enabled: Mechanism::ALL.to_vec(),
+                hostname: "imap.example.net".into(),
+                fixed_nonce: Some(nonce.clone()),
+                ..SaslPolicy::disabled()
+            },
+        },
     }
+}
+
+/// The SASL lines of a transcript (`E: sasl-…`, `E: provide …`).
+fn sasl_step(verb: &[u8], rest: &[Vec<u8>]) -> Result<Step, String> {
+    let text = |b: &Vec<u8>| String::from_utf8_lossy(b).into_owned();
+    let words: Vec<String> = rest.iter().map(text).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    Ok(match (verb, words.as_slice()) {
+        (b"sasl-verify", [user, _]) => {
+            Step::ExpectSasl(ImapEvent::SaslCredentials(CredentialRequest::Verify {
+                authcid: (*user).to_owned(),
+                authzid: None,
+                password: Secret::new(rest[1].clone()),
+            }))
+        }
+        (b"sasl-lookup", [user, kind]) => {
+            Step::ExpectSasl(ImapEvent::SaslCredentials(CredentialRequest::Lookup {
+                authcid: (*user).to_owned(),
+                authzid: None,
+                kind: match *kind {
+                    "cram" => SecretKind::CramMd5,
+                    "scram" => SecretKind::ScramSha256,
+                    _ => return Err(format!("unknown secret kind {kind}")),
+                },
+            }))
+        }
+        (b"provide", ["verified"]) => Step::Provide(Credentials::Verified),
+        (b"provide", ["rejected"]) => Step::Provide(Credentials::Rejected),
+        (b"provide", ["unavailable"]) => Step::Provide(Credentials::Unavailable),
+        (b"provide", ["cram", _]) => {
+            Step::Provide(Credentials::CramMd5Secret(Secret::new(rest[1].clone())))
+        }
+        (b"provide", ["scram", password, salt, iterations]) => {
+            use base64::Engine;
+            let salt = base64::engine::general_purpose::STANDARD
+                .decode(salt)
+                .map_err(|e| e.to_string())?;
+            let iterations = iterations.parse().map_err(|e| format!("{e}"))?;
+            Step::Provide(Credentials::ScramSha256(ScramSecret::derive(
+                password.as_bytes(),
+                &salt,
+                iterations,
+            )))
+        }
+        (b"sasl-finished", [tag, user, result]) => Step::ExpectSasl(ImapEvent::SaslFinished {
+            tag: (*tag).to_owned(),
+            username: (*user != "-").then(|| (*user).to_owned()),
+            success: match *result {
+                "ok" => true,
+                "failed" => false,
+                _ => return Err(format!("ok or failed, not {result}")),
+            },
+        }),
+        _ => return Err(format!("unknown SASL line {verb:?} {words:?}")),
+    })
 }
 
 #[test]

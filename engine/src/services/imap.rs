@@ -25,7 +25,7 @@ use crate::conn::{Conn, TlsState};
 use crate::handoff::{self, SessionHandoff};
 use crate::limits::{IMAP_FETCH_CHUNK_BYTES, READ_CHUNK_BYTES};
 use crate::mesh::{AuthOutcome, Request, Response};
-use crate::services::auth::login;
+use crate::services::auth::{self, login};
 use crate::services::imap_backend::{StoreBackend, completion, map_err};
 use crate::services::{Input, move_to_owner, open_conn, read_input};
 use crate::shard::{SessionGuard, Shard};
@@ -45,6 +45,7 @@ pub fn session_config(tls_on: bool, plaintext_allowed: bool) -> ImapConfig {
         login_allowed: tls_on || plaintext_allowed,
         server_name: "msgstore".into(),
         starttls_available: !tls_on,
+        sasl: protocols::sasl::SaslPolicy::disabled(),
     }
 }
 
@@ -57,7 +58,9 @@ pub async fn serve(shard: Rc<Shard>, service: Service, stream: TcpStream, peer: 
         return;
     };
     let plaintext_allowed = shard.config.auth.plaintext_allowed(local);
-    let session = ImapSession::new(session_config(conn.is_tls(), plaintext_allowed));
+    let mut config = session_config(conn.is_tls(), plaintext_allowed);
+    config.sasl = auth::sasl_policy(&shard);
+    let session = ImapSession::new(config);
     drive(shard, service, conn, peer, session, guard, None).await;
 }
 
@@ -134,33 +137,38 @@ async fn drive(
                     };
                     session.tls_started();
                 }
-                ImapEvent::Login {
-                    username, password, ..
-                } => match login(&shard, service, peer, &username, password).await {
-                    Ok(user) => {
-                        let owner = shard.owner_of(&user);
-                        if owner == shard.id {
-                            let mut b = StoreBackend::new(shard.clone(), user.clone());
-                            session.login_result_with(
-                                LoginOutcome::Ok {
-                                    user: user.to_string(),
-                                },
-                                &mut b,
-                            );
-                            backend = Some(b);
-                            guard.set_user(user);
-                        } else {
-                            drop(guard);
-                            let state = SessionHandoff::Imap(Box::new(session.into_handoff()));
-                            move_to_owner(&shard, service, owner, conn, peer, user, state).await;
-                            return;
+                ImapEvent::SaslCredentials(request) => {
+                    let answer = auth::sasl_credentials(&shard, peer, request).await;
+                    session.sasl_credentials(answer);
+                }
+                event @ (ImapEvent::Login { .. } | ImapEvent::SaslFinished { .. }) => {
+                    match login_event(&shard, service, peer, event).await {
+                        Ok(user) => {
+                            let owner = shard.owner_of(&user);
+                            if owner == shard.id {
+                                let mut b = StoreBackend::new(shard.clone(), user.clone());
+                                session.login_result_with(
+                                    LoginOutcome::Ok {
+                                        user: user.to_string(),
+                                    },
+                                    &mut b,
+                                );
+                                backend = Some(b);
+                                guard.set_user(user);
+                            } else {
+                                drop(guard);
+                                let state = SessionHandoff::Imap(Box::new(session.into_handoff()));
+                                move_to_owner(&shard, service, owner, conn, peer, user, state)
+                                    .await;
+                                return;
+                            }
                         }
+                        Err(AuthOutcome::Unavailable) => {
+                            session.login_result(LoginOutcome::Unavailable)
+                        }
+                        Err(_) => session.login_result(LoginOutcome::Failed),
                     }
-                    Err(AuthOutcome::Unavailable) => {
-                        session.login_result(LoginOutcome::Unavailable)
-                    }
-                    Err(_) => session.login_result(LoginOutcome::Failed),
-                },
+                }
             }
             continue;
         }
@@ -229,6 +237,24 @@ async fn drive(
         let _ = conn.write_all(bye).await;
         conn.close().await;
         return;
+    }
+}
+
+/// A LOGIN, or the end of an AUTHENTICATE: checked and counted by `services::auth`.
+async fn login_event(
+    shard: &Rc<Shard>,
+    service: Service,
+    peer: SocketAddr,
+    event: ImapEvent,
+) -> Result<Address, AuthOutcome> {
+    match event {
+        ImapEvent::Login {
+            username, password, ..
+        } => login(shard, service, peer, &username, password).await,
+        ImapEvent::SaslFinished {
+            username, success, ..
+        } => auth::sasl_finished(shard, service, peer, username.as_deref(), success).await,
+        _ => Err(AuthOutcome::Unavailable),
     }
 }
 

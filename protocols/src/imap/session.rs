@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use crate::imap::backend::{
     BackendError, Completion, ImapBackend, MessageMeta, NoBackend, Pending,
 };
+use crate::imap::command::authenticate::SaslExchange;
 use crate::imap::command::fetch::FetchArgs;
 use crate::imap::framing::{BufferFull, Frame, Framer, Literal};
 use crate::imap::limits::IMAP_APPEND_BYTES_MAX;
@@ -23,6 +24,7 @@ use crate::limits::{
     IMAP_INPUT_BUFFER_BYTES_MAX, IMAP_LINE_BYTES_MAX, IMAP_LITERAL_BYTES_MAX,
     IMAP_PREAUTH_LITERAL_BYTES_MAX,
 };
+use crate::sasl::{CredentialRequest, Credentials, SaslPolicy};
 
 /// Our name in `ID` answers.
 pub const SERVER_PRODUCT_NAME: &str = "msgstore";
@@ -86,6 +88,10 @@ pub struct ImapConfig {
     /// Whether `STARTTLS` is offered (a plaintext listener with a certificate).
     /// The session advertises it before login until TLS is on.
     pub starttls_available: bool,
+    /// The SASL mechanisms for AUTHENTICATE (`AUTH=` capabilities). Its `tls_on` and
+    /// `plaintext_allowed` are ignored: the session sets them from its TLS state and
+    /// `login_allowed`. [`SaslPolicy::disabled`] (the default): no AUTHENTICATE.
+    pub sasl: SaslPolicy,
 }
 
 impl Default for ImapConfig {
@@ -99,6 +105,7 @@ impl Default for ImapConfig {
             login_allowed: true,
             server_name: SERVER_PRODUCT_NAME.to_owned(),
             starttls_available: false,
+            sasl: SaslPolicy::disabled(),
         }
     }
 }
@@ -120,6 +127,18 @@ pub enum ImapEvent {
     StartTls,
     /// Close the connection once the output polled so far is written.
     Close,
+    /// An AUTHENTICATE needs a password checked or a stored secret: answer with
+    /// [`ImapSession::sasl_credentials`]. No further input is parsed until then.
+    SaslCredentials(CredentialRequest),
+    /// An AUTHENTICATE is over (`success`: the mechanism accepted the client's
+    /// proof; `username`: the identity it gave, if it got that far). Count it like a
+    /// LOGIN and answer with [`ImapSession::login_result`]: `Ok` logs in, anything
+    /// else is a NO. No further input is parsed until then.
+    SaslFinished {
+        tag: String,
+        username: Option<String>,
+        success: bool,
+    },
 }
 
 /// Something the engine does about the store for the authenticated session; polled
@@ -284,6 +303,8 @@ pub(crate) struct Core {
     pub idle: Option<Tag>,
     /// The engine said the selected mailbox changed since the last look.
     pub changed: bool,
+    /// An AUTHENTICATE in progress.
+    pub sasl: Option<SaslExchange>,
 }
 
 /// One IMAP server connection's protocol state. Not `Send`: it belongs to the
@@ -328,6 +349,7 @@ impl ImapSession {
             waiting: None,
             idle: None,
             changed: false,
+            sasl: None,
         };
         let greeting = format!(
             "OK [CAPABILITY {}] {} ready.",
@@ -401,6 +423,13 @@ impl ImapSession {
     /// engine bug (ignored in release builds).
     pub fn login_result(&mut self, outcome: LoginOutcome) {
         self.core.login_result(outcome, &mut NoBackend);
+    }
+
+    /// Answers the outstanding [`ImapEvent::SaslCredentials`] and goes on with the
+    /// exchange (and then the buffered input).
+    pub fn sasl_credentials(&mut self, credentials: Credentials) {
+        self.core.sasl_credentials(credentials);
+        self.core.process(&mut NoBackend);
     }
 
     /// [`ImapSession::login_result`] with the user's store, for commands pipelined
@@ -527,12 +556,25 @@ impl Core {
     /// Answers complete commands until input runs out, something waits, or close.
     pub(crate) fn process(&mut self, backend: &mut dyn ImapBackend) {
         while self.login_pending.is_none()
+            && !self.sasl_waits_for_engine()
             && !self.tls_pending
             && self.waiting.is_none()
             && self.state != State::Closed
         {
             match self.framer.next_frame() {
                 Frame::NeedMore => break,
+                Frame::Complete if self.sasl_reads_lines() => {
+                    let line = self.framer.frame().to_vec();
+                    self.framer.consume_frame();
+                    self.sasl_line(&line);
+                }
+                Frame::LiteralAnnounced { .. } if self.sasl_reads_lines() => {
+                    self.framer.reject_literal();
+                    self.sasl_bad_input("Invalid SASL response");
+                }
+                Frame::TooLong { .. } if self.sasl_reads_lines() => {
+                    self.sasl_bad_input("SASL response too long")
+                }
                 Frame::Complete if self.idle.is_some() => {
                     let done = matches!(self.framer.frame(), b"DONE\r\n" | b"DONE\n")
                         || self.framer.frame().eq_ignore_ascii_case(b"done\r\n");
@@ -645,13 +687,10 @@ impl Core {
                 self.events.push_back(ImapEvent::StartTls);
             }
             Command::StartTls => self.respond(Some(&tag), Status::Bad, "STARTTLS is not available"),
-            Command::Authenticate { .. } => {
-                self.respond(
-                    Some(&tag),
-                    Status::No,
-                    "[CANNOT] AUTHENTICATE is not available yet",
-                );
-            }
+            Command::Authenticate {
+                mechanism,
+                initial_response,
+            } => self.authenticate(tag, &mechanism, initial_response),
             Command::Other { name } if LATER_COMMANDS.contains(&name.as_str()) => {
                 if authenticated {
                     let text = format!("[CANNOT] {name} is not available yet");
@@ -1016,6 +1055,7 @@ impl Core {
                 if self.config.starttls_available && !self.tls_active {
                     list.push_str(" STARTTLS");
                 }
+                list.push_str(&self.sasl_capabilities());
                 let has_logindisabled = self
                     .config
                     .capabilities

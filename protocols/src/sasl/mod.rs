@@ -105,7 +105,7 @@ impl fmt::Display for Mechanism {
 
 /// What a connection may use, decided by the engine from its configuration and the
 /// connection's state.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SaslPolicy {
     /// TLS is on for this connection (implicit or after STARTTLS/STLS).
     pub tls_on: bool,
@@ -124,9 +124,25 @@ pub struct SaslPolicy {
     /// The engine should keep it for the life of the process (or derive it from the
     /// server key, which keeps it across restarts).
     pub decoy_key: [u8; 32],
+    /// `Some` only in tests: every exchange uses this server nonce instead of a
+    /// random one (deterministic transcripts). Production engines leave it `None`.
+    pub fixed_nonce: Option<String>,
 }
 
 impl SaslPolicy {
+    /// No mechanism at all (a session that does not offer SASL).
+    pub fn disabled() -> SaslPolicy {
+        SaslPolicy {
+            tls_on: false,
+            plaintext_allowed: false,
+            proxy_auth_allowed: false,
+            enabled: Vec::new(),
+            hostname: "localhost".to_owned(),
+            decoy_key: [0; 32],
+            fixed_nonce: None,
+        }
+    }
+
     /// A policy with every mechanism enabled, no proxy authentication, host name
     /// `localhost` and a fresh random decoy key.
     pub fn new(tls_on: bool, plaintext_allowed: bool) -> SaslPolicy {
@@ -141,6 +157,7 @@ impl SaslPolicy {
             enabled: Mechanism::ALL.to_vec(),
             hostname: "localhost".to_owned(),
             decoy_key,
+            fixed_nonce: None,
         }
     }
 
@@ -348,6 +365,9 @@ impl SaslServer {
     /// this connection does not offer, so a client cannot pick one that was not
     /// advertised (downgrade to a cleartext mechanism before TLS).
     pub fn start(mechanism: &str, policy: &SaslPolicy) -> Result<SaslServer, SaslError> {
+        if let Some(nonce) = &policy.fixed_nonce {
+            return SaslServer::start_with_nonce(mechanism, policy, nonce);
+        }
         let mut random = [0u8; SCRAM_SERVER_NONCE_BYTES];
         if getrandom::fill(&mut random).is_err() {
             // No randomness, no nonce: SCRAM and CRAM-MD5 would be replayable.

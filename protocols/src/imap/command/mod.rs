@@ -3,6 +3,7 @@
 //! Shared argument grammar lives here: sequence sets, flags, mailbox names, dates.
 
 pub mod append;
+pub mod authenticate;
 pub mod copy;
 pub mod create;
 pub mod delete;
