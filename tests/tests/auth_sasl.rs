@@ -257,3 +257,87 @@ fn sasl_ir_and_bad_input_on_the_wire() {
     assert_eq!(c.until_tagged("e"), ["e OK NOOP completed\r\n"]);
     server.stop();
 }
+
+#[test]
+fn poplib_logs_in_with_apop_auth_plain_and_scram() {
+    let site = site("");
+    add(&site, "pat@example.com", "Pat-Pass-1", true);
+    add(&site, "noapop@example.com", "Noapop-Pass-2", false);
+    let server = site.start();
+    let cert = site.data.join("tls").join("cert.pem");
+    let script = format!(
+        "{PY_AUTH}{}",
+        r#"
+pop, pop3s, cafile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def connect(kind):
+    if kind == 'pop3s':
+        return poplib.POP3_SSL('127.0.0.1', pop3s, context=tls_context(cafile))
+    p = poplib.POP3('127.0.0.1', pop)
+    if kind == 'stls':
+        p.stls(context=tls_context(cafile))
+    return p
+def apop(kind, user, pw):
+    p = connect(kind)
+    try:
+        answer = p.apop(user, pw).decode().split(' ')[0]
+        stat = p.stat()
+        p.quit()
+        return answer + ' ' + str(stat)
+    except poplib.error_proto as e:
+        return e.args[0].decode()
+def sasl(kind, mech, user, pw):
+    p = connect(kind)
+    p._putcmd('AUTH ' + mech + (' ' + base64.b64encode(b'\0' + user.encode() + b'\0' + pw.encode()).decode() if mech == 'PLAIN' else ''))
+    if mech == 'SCRAM-SHA-256':
+        client = ScramClient(['SCRAM-SHA-256'], user, pw)
+        line = p._getline()[0]
+        assert line == b'+ ', line
+        p._putcmd(base64.b64encode(client.get_client_first().encode()).decode())
+        line = p._getline()[0]
+        if not line.startswith(b'+ '):
+            return line.decode()
+        client.set_server_first(base64.b64decode(line[2:]).decode())
+        p._putcmd(base64.b64encode(client.get_client_final().encode()).decode())
+        line = p._getline()[0]
+        if not line.startswith(b'+ '):
+            return line.decode()
+        client.set_server_final(base64.b64decode(line[2:]).decode())
+        p._putcmd('')
+    answer = p._getline()[0].decode()
+    if answer.startswith('+OK'):
+        answer = '+OK ' + str(p.stat())
+        p.quit()
+    return answer
+p = connect('plain')
+print(p.getwelcome().decode().split(' ')[-1].startswith('<'))
+print(sorted(p.capa()['SASL']))
+p.quit()
+for kind in ['plain', 'stls', 'pop3s']:
+    print(kind, apop(kind, 'pat@example.com', 'Pat-Pass-1'), '|', apop(kind, 'pat@example.com', 'nope'))
+    for mech in ['PLAIN', 'SCRAM-SHA-256']:
+        print(kind, mech, sasl(kind, mech, 'pat@example.com', 'Pat-Pass-1'), '|',
+              sasl(kind, mech, 'pat@example.com', 'nope'))
+print('noapop', apop('plain', 'noapop@example.com', 'Noapop-Pass-2'))
+print('noapop', sasl('plain', 'SCRAM-SHA-256', 'noapop@example.com', 'Noapop-Pass-2'))
+"#
+    );
+    let out = python(
+        &script,
+        &[
+            &site.ports.pop3.to_string(),
+            &site.ports.pop3s.to_string(),
+            &cert.display().to_string(),
+        ],
+    );
+    let failed = "-ERR [AUTH] Authentication failed";
+    let mut want = String::from("True\n['CRAM-MD5', 'LOGIN', 'PLAIN', 'SCRAM-SHA-256']\n");
+    for kind in ["plain", "stls", "pop3s"] {
+        want.push_str(&format!("{kind} +OK (0, 0) | {failed}\n"));
+        for mech in ["PLAIN", "SCRAM-SHA-256"] {
+            want.push_str(&format!("{kind} {mech} +OK (0, 0) | {failed}\n"));
+        }
+    }
+    want.push_str(&format!("noapop {failed}\nnoapop +OK (0, 0)\n"));
+    assert_eq!(out, want);
+    server.stop();
+}

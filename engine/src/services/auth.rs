@@ -8,7 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Instant;
 
-use protocols::sasl::{CredentialRequest, Credentials, SaslPolicy};
+use protocols::sasl::{
+    CredentialRequest, Credentials, SaslError, SaslFailure, SaslPolicy, SaslServer, SaslStep,
+};
 use store::Address;
 
 use crate::config::Service;
@@ -155,4 +157,163 @@ async fn settle(
             Err(AuthOutcome::Failed)
         }
     }
+}
+
+/// APOP (RFC 1939 §7): the account's CRAM-MD5/APOP secret from its owner, the digest
+/// checked here, the attempt counted like a LOGIN. No secret kept (or an unknown
+/// user) fails like a wrong digest.
+pub async fn apop(
+    shard: &Rc<Shard>,
+    service: Service,
+    peer: SocketAddr,
+    user: &str,
+    digest: &str,
+    timestamp: &str,
+) -> Result<Address, AuthOutcome> {
+    let request = CredentialRequest::Lookup {
+        authcid: user.to_owned(),
+        authzid: None,
+        kind: protocols::sasl::SecretKind::CramMd5,
+    };
+    let success = match sasl_credentials(shard, peer, request).await {
+        Credentials::CramMd5Secret(secret) => {
+            protocols::sasl::apop_matches(timestamp, secret.expose(), digest)
+        }
+        Credentials::Unavailable => return Err(AuthOutcome::Unavailable),
+        _ => false,
+    };
+    sasl_finished(shard, service, peer, Some(user), success).await
+}
+
+/// A whole SASL exchange driven by the engine, for protocols whose session hands
+/// over raw SASL messages (POP3 `AUTH`): the mechanism runs here, its credential
+/// questions go to the owning shard, and the end is counted like a LOGIN.
+pub struct SaslDriver {
+    server: SaslServer,
+    /// The identity the client gave, once known: whom a failure counts against.
+    username: Option<String>,
+    /// SCRAM's server-final went out as a challenge: the next (empty) response
+    /// logs this user in.
+    final_sent: Option<String>,
+}
+
+/// What to tell the client next.
+pub enum SaslAction {
+    /// Send this challenge and pass the answer to [`SaslDriver::respond`].
+    Challenge(Vec<u8>),
+    /// The exchange is over (counted already).
+    Done(Result<Address, AuthOutcome>),
+}
+
+impl SaslDriver {
+    /// Starts `mechanism` under `policy` with the client's initial response.
+    pub async fn start(
+        shard: &Rc<Shard>,
+        service: Service,
+        peer: SocketAddr,
+        policy: &SaslPolicy,
+        mechanism: &str,
+        initial: Option<&[u8]>,
+    ) -> (Option<SaslDriver>, SaslAction) {
+        let mut server = match SaslServer::start(mechanism, policy) {
+            Ok(server) => server,
+            Err(SaslError::Unavailable) => {
+                return (None, SaslAction::Done(Err(AuthOutcome::Unavailable)));
+            }
+            // The session offers only what the policy allows; anything else is a
+            // failed attempt.
+            Err(_) => return (None, SaslAction::Done(Err(AuthOutcome::Failed))),
+        };
+        let step = server.initial(initial);
+        let mut driver = SaslDriver {
+            server,
+            username: None,
+            final_sent: None,
+        };
+        let action = driver.advance(shard, service, peer, step).await;
+        let live = matches!(action, SaslAction::Challenge(_));
+        (live.then_some(driver), action)
+    }
+
+    /// The client's (decoded) answer to the last challenge.
+    pub async fn respond(
+        &mut self,
+        shard: &Rc<Shard>,
+        service: Service,
+        peer: SocketAddr,
+        response: &[u8],
+    ) -> SaslAction {
+        if let Some(user) = self.final_sent.take() {
+            let ok = response.is_empty();
+            return SaslAction::Done(sasl_finished(shard, service, peer, Some(&user), ok).await);
+        }
+        let step = self.server.step(response);
+        self.advance(shard, service, peer, step).await
+    }
+
+    async fn advance(
+        &mut self,
+        shard: &Rc<Shard>,
+        service: Service,
+        peer: SocketAddr,
+        mut step: SaslStep,
+    ) -> SaslAction {
+        loop {
+            match step {
+                SaslStep::Challenge(bytes) => return SaslAction::Challenge(bytes),
+                SaslStep::NeedCredentials(request) => {
+                    let (CredentialRequest::Verify { authcid, .. }
+                    | CredentialRequest::Lookup { authcid, .. }) = &request;
+                    self.username = Some(authcid.clone());
+                    let answer = sasl_credentials(shard, peer, request).await;
+                    step = self.server.provide(answer);
+                }
+                SaslStep::Success {
+                    authcid,
+                    authzid,
+                    additional_data,
+                } => {
+                    let user = authzid.unwrap_or(authcid);
+                    if let Some(data) = additional_data {
+                        self.final_sent = Some(user);
+                        return SaslAction::Challenge(data);
+                    }
+                    return SaslAction::Done(
+                        sasl_finished(shard, service, peer, Some(&user), true).await,
+                    );
+                }
+                SaslStep::Failure(SaslFailure::Unavailable) => {
+                    return SaslAction::Done(Err(AuthOutcome::Unavailable));
+                }
+                SaslStep::Failure(_) => {
+                    let user = self.username.clone();
+                    return SaslAction::Done(
+                        sasl_finished(shard, service, peer, user.as_deref(), false).await,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The APOP timestamp of a new POP3 connection (`<pid.random@msgstore>`), or
+/// `None` when APOP cannot be used (CRAM-MD5 not offered: no secrets kept).
+pub fn apop_timestamp(shard: &Shard) -> Option<String> {
+    if !shard
+        .config
+        .auth
+        .sasl_mechanisms()
+        .contains(&protocols::sasl::Mechanism::CramMd5)
+    {
+        return None;
+    }
+    // Unique per connection (RFC 1939 §7), which is what keeps a digest from being
+    // replayed: the process, a process-wide count, and the time.
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Some(format!("<{}.{count}.{nanos}@msgstore>", std::process::id()))
 }

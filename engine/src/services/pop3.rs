@@ -24,7 +24,7 @@ use crate::conn::{Conn, TlsState};
 use crate::handoff::{self, SessionHandoff};
 use crate::limits::{POP3_RETR_CHUNK_BYTES, READ_CHUNK_BYTES};
 use crate::mesh::AuthOutcome;
-use crate::services::auth::login;
+use crate::services::auth::{self, SaslAction, SaslDriver, login};
 use crate::services::{Goodbyes, move_to_owner, next_input, open_conn};
 use crate::shard::{MaildropLock, SessionGuard, Shard};
 
@@ -47,10 +47,12 @@ pub async fn serve(shard: Rc<Shard>, service: Service, stream: TcpStream, peer: 
     };
     let mut session = Pop3Session::new(Pop3Config {
         server_name: "msgstore".into(),
-        // APOP and SASL need the stored verifiers of the auth issue; until they
-        // are there, neither is offered.
-        apop_timestamp: None,
-        sasl_mechanisms: Vec::new(),
+        apop_timestamp: auth::apop_timestamp(&shard),
+        sasl_mechanisms: auth::sasl_policy(&shard)
+            .enabled
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect(),
         stls_available: !conn.is_tls(),
         plaintext_auth_allowed: shard.config.auth.plaintext_allowed(local),
     });
@@ -89,6 +91,7 @@ async fn drive(
     mut maildrop: Option<Maildrop>,
 ) {
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let mut sasl: Option<SaslDriver> = None;
     loop {
         while let Some(out) = session.poll_output() {
             if conn.write_all(&out).await.is_err() {
@@ -97,8 +100,19 @@ async fn drive(
         }
         if let Some(event) = session.poll_event() {
             match event {
-                Pop3Event::Login { user, password } => {
-                    match login(&shard, service, peer, user.as_bytes(), password).await {
+                event @ (Pop3Event::Login { .. }
+                | Pop3Event::LoginApop { .. }
+                | Pop3Event::SaslStart { .. }
+                | Pop3Event::SaslResponse { .. }) => {
+                    let result =
+                        match pop3_login(&shard, service, peer, &conn, &mut sasl, event).await {
+                            SaslAction::Challenge(bytes) => {
+                                session.sasl_challenge(&bytes);
+                                continue;
+                            }
+                            SaslAction::Done(result) => result,
+                        };
+                    match result {
                         Ok(user) => {
                             let owner = shard.owner_of(&user);
                             if owner == shard.id {
@@ -123,11 +137,7 @@ async fn drive(
                         Err(_) => session.login_result(LoginOutcome::Failed),
                     }
                 }
-                Pop3Event::LoginApop { .. } => session.login_result(LoginOutcome::Failed),
-                Pop3Event::SaslStart { .. } | Pop3Event::SaslResponse { .. } => {
-                    session.sasl_done(LoginOutcome::Failed)
-                }
-                Pop3Event::SaslAborted => {}
+                Pop3Event::SaslAborted => sasl = None,
                 Pop3Event::OpenMaildrop { user } => match open_maildrop(&shard, &user) {
                     Ok((drop_, listing)) => {
                         maildrop = Some(drop_);
@@ -190,6 +200,52 @@ async fn drive(
             return;
         };
         let _ = session.handle_input(&buf[..n]);
+    }
+}
+
+/// USER/PASS, APOP, or a step of AUTH: what to tell the client next.
+async fn pop3_login(
+    shard: &Rc<Shard>,
+    service: Service,
+    peer: SocketAddr,
+    conn: &Conn,
+    sasl: &mut Option<SaslDriver>,
+    event: Pop3Event,
+) -> SaslAction {
+    match event {
+        Pop3Event::Login { user, password } => {
+            SaslAction::Done(login(shard, service, peer, user.as_bytes(), password).await)
+        }
+        Pop3Event::LoginApop {
+            user,
+            digest,
+            timestamp,
+        } => SaslAction::Done(auth::apop(shard, service, peer, &user, &digest, &timestamp).await),
+        Pop3Event::SaslStart { mechanism, initial } => {
+            let mut policy = auth::sasl_policy(shard);
+            policy.tls_on = conn.is_tls();
+            // The session offers (and accepts) PLAIN and LOGIN only where its
+            // `plaintext_auth_allowed` or TLS lets it; it has already checked.
+            policy.plaintext_allowed = true;
+            let initial = initial.as_ref().map(|i| i.expose());
+            let (driver, action) =
+                SaslDriver::start(shard, service, peer, &policy, &mechanism, initial).await;
+            *sasl = driver;
+            action
+        }
+        Pop3Event::SaslResponse { response } => match sasl.as_mut() {
+            Some(driver) => {
+                let action = driver
+                    .respond(shard, service, peer, response.expose())
+                    .await;
+                if matches!(action, SaslAction::Done(_)) {
+                    *sasl = None;
+                }
+                action
+            }
+            None => SaslAction::Done(Err(AuthOutcome::Failed)),
+        },
+        _ => SaslAction::Done(Err(AuthOutcome::Unavailable)),
     }
 }
 

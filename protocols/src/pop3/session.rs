@@ -269,9 +269,11 @@ impl Pop3Session {
         self.core.events.pop_front()
     }
 
-    /// Answers [`Pop3Event::Login`] or [`Pop3Event::LoginApop`].
+    /// Answers [`Pop3Event::Login`] or [`Pop3Event::LoginApop`], or ends a SASL
+    /// exchange like [`Pop3Session::sasl_done`] (so a session handed to the owning
+    /// shard after a successful exchange is answered the same way as after PASS).
     pub fn login_result(&mut self, outcome: LoginOutcome) {
-        if self.core.expect(Wait::Login) {
+        if self.core.wait == Wait::Sasl || self.core.expect(Wait::Login) {
             self.core.login_outcome(outcome);
         }
     }

@@ -136,6 +136,29 @@ fn hex_value(digit: u8) -> Option<u8> {
         .and_then(|v| u8::try_from(v).ok())
 }
 
+/// POP3 APOP (RFC 1939 §7): whether `digest_hex` (32 hex digits, any case) is
+/// MD5(`timestamp` + `secret`), compared in constant time. It needs the same
+/// plaintext-equivalent secret as CRAM-MD5, so it lives here.
+pub fn apop_matches(timestamp: &str, secret: &[u8], digest_hex: &str) -> bool {
+    use md5::Digest;
+    let hex = digest_hex.as_bytes();
+    if hex.len() != DIGEST_HEX_BYTES {
+        return false;
+    }
+    let mut given = [0u8; 16];
+    for (out, pair) in given.iter_mut().zip(hex.chunks_exact(2)) {
+        let (Some(hi), Some(lo)) = (hex_value(pair[0]), hex_value(pair[1])) else {
+            return false;
+        };
+        *out = hi << 4 | lo;
+    }
+    let mut md5 = Md5::new();
+    md5.update(timestamp.as_bytes());
+    md5.update(secret);
+    let want: [u8; 16] = md5.finalize().into();
+    bool::from(want.ct_eq(&given))
+}
+
 /// HMAC-MD5(key, message) (RFC 2104).
 pub(super) fn hmac_md5(key: &[u8], message: &[u8]) -> [u8; 16] {
     // new_from_slice accepts keys of any length (long keys are hashed first).
@@ -157,6 +180,18 @@ mod tests {
         let digest = hmac_md5(b"tanstaaftanstaaf", challenge);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "b913a602c7eda7a495b4e6e7334d3890");
+    }
+
+    #[test]
+    fn rfc1939_apop_example() {
+        // RFC 1939 §7: mrose, secret tanstaaf.
+        let timestamp = "<1896.697170952@dbc.mtview.ca.us>";
+        let digest = "c4c9334bac560ecc979e58001b3e22fb";
+        assert!(apop_matches(timestamp, b"tanstaaf", digest));
+        assert!(apop_matches(timestamp, b"tanstaaf", &digest.to_uppercase()));
+        assert!(!apop_matches(timestamp, b"tanstaaF", digest));
+        assert!(!apop_matches(timestamp, b"tanstaaf", &digest[1..]));
+        assert!(!apop_matches(timestamp, b"tanstaaf", "zz"));
     }
 
     #[test]

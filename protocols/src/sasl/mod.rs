@@ -43,6 +43,7 @@ mod wire;
 
 use std::fmt;
 
+pub use cram_md5::apop_matches;
 pub use scram::ScramSecret;
 pub use wire::{ClientResponse, decode_response, encode_challenge};
 
