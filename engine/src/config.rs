@@ -94,6 +94,30 @@ pub struct AuthConfig {
     /// SASL mechanisms offered (AUTHENTICATE, POP3 AUTH), strongest first. `None`:
     /// SCRAM-SHA-256, PLAIN, LOGIN, and CRAM-MD5 (with APOP) when `cram_md5` is on.
     pub mechanisms: Option<Vec<protocols::sasl::Mechanism>>,
+    /// Where the passwords of a domain live (`[auth.domains."example.org"]`); a
+    /// domain not listed uses the account profile.
+    pub domains: Vec<(String, PasswordLocation)>,
+}
+
+/// A password source other than the account profile, for one domain. The account
+/// itself (mailbox, usage flags) is still the store's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PasswordLocation {
+    /// A Dovecot passwd-file; `local_part`: its user field is the local part.
+    PasswdFile { path: PathBuf, local_part: bool },
+    /// shadow(5) (user = local part).
+    Shadow { path: PathBuf },
+    /// LDAP: bind as `dn_template` filled in, or search `base` with `filter` (as
+    /// `bind_dn` or anonymously) and bind as the entry found.
+    Ldap {
+        url: String,
+        dn_template: Option<String>,
+        base: Option<String>,
+        filter: Option<String>,
+        bind_dn: Option<String>,
+        bind_password: Option<String>,
+        timeout_seconds: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -188,6 +212,7 @@ impl Default for Config {
                 password_min_length: 8,
                 cram_md5: false,
                 mechanisms: None,
+                domains: Vec::new(),
             },
             limits: LimitsConfig {
                 connections_per_ip: 1000,
@@ -408,10 +433,124 @@ fn parse_auth(t: &toml::Table, out: &mut AuthConfig) -> Result<(), ConfigError> 
                     .ok_or_else(|| err(&key, "expected true or false"))?
             }
             "mechanisms" => out.mechanisms = Some(mechanisms(v, &key)?),
+            "domains" => {
+                let domains = v
+                    .as_table()
+                    .ok_or_else(|| err(&key, "expected [auth.domains.\"DOMAIN\"] tables"))?;
+                for (domain, table) in domains {
+                    let key = format!("auth.domains.{domain}");
+                    if domain.is_empty() || domain != &domain.to_ascii_lowercase() {
+                        return Err(err(&key, "the domain must be lower-case"));
+                    }
+                    let table = table
+                        .as_table()
+                        .ok_or_else(|| err(&key, "expected a table"))?;
+                    out.domains
+                        .push((domain.clone(), password_location(table, &key)?));
+                }
+            }
             _ => return Err(err(&key, "unknown key")),
         }
     }
     Ok(())
+}
+
+/// One `[auth.domains."DOMAIN"]` table: `source` and the keys it takes.
+fn password_location(t: &toml::Table, key: &str) -> Result<PasswordLocation, ConfigError> {
+    let text = |name: &str| -> Result<Option<String>, ConfigError> {
+        t.get(name)
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| err(&format!("{key}.{name}"), "expected a string"))
+            })
+            .transpose()
+    };
+    let source = text("source")?;
+    let allowed: &[&str] = match source.as_deref() {
+        Some("passwd-file") => &["source", "path", "user"],
+        Some("shadow") => &["source", "path"],
+        Some("ldap") => &[
+            "source",
+            "url",
+            "dn_template",
+            "base",
+            "filter",
+            "bind_dn",
+            "bind_password",
+            "timeout_seconds",
+        ],
+        Some(other) => {
+            return Err(err(
+                &format!("{key}.source"),
+                format!("unknown source {other:?} (known: passwd-file, shadow, ldap)"),
+            ));
+        }
+        None => return Err(err(&format!("{key}.source"), "missing")),
+    };
+    if let Some(unknown) = t.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(err(
+            &format!("{key}.{unknown}"),
+            "unknown key for this source",
+        ));
+    }
+    let location = match source.as_deref() {
+        Some("passwd-file") => PasswordLocation::PasswdFile {
+            path: PathBuf::from(
+                text("path")?.ok_or_else(|| err(&format!("{key}.path"), "missing"))?,
+            ),
+            local_part: match text("user")?.as_deref() {
+                None | Some("address") => false,
+                Some("local-part") => true,
+                Some(other) => {
+                    return Err(err(
+                        &format!("{key}.user"),
+                        format!("{other:?} is not \"address\" or \"local-part\""),
+                    ));
+                }
+            },
+        },
+        Some("shadow") => PasswordLocation::Shadow {
+            path: PathBuf::from(text("path")?.unwrap_or_else(|| "/etc/shadow".to_owned())),
+        },
+        _ => {
+            let url = text("url")?.ok_or_else(|| err(&format!("{key}.url"), "missing"))?;
+            if !url.starts_with("ldap://") {
+                return Err(err(
+                    &format!("{key}.url"),
+                    "must be ldap://host:port (no TLS in this build)",
+                ));
+            }
+            let dn_template = text("dn_template")?;
+            let (base, filter) = (text("base")?, text("filter")?);
+            if dn_template.is_some() == (base.is_some() || filter.is_some()) {
+                return Err(err(
+                    key,
+                    "give either dn_template (bind) or base and filter (search + bind)",
+                ));
+            }
+            if dn_template.is_none() && (base.is_none() || filter.is_none()) {
+                return Err(err(key, "search + bind needs both base and filter"));
+            }
+            let timeout_seconds = match t.get("timeout_seconds") {
+                None => 5,
+                Some(v) => match int(v, &format!("{key}.timeout_seconds"))? {
+                    0 => return Err(err(&format!("{key}.timeout_seconds"), "must be at least 1")),
+                    n => n as u64,
+                },
+            };
+            PasswordLocation::Ldap {
+                url,
+                dn_template,
+                base,
+                filter,
+                bind_dn: text("bind_dn")?,
+                bind_password: text("bind_password")?,
+                timeout_seconds,
+            }
+        }
+    };
+    Ok(location)
 }
 
 /// `["SCRAM-SHA-256", "PLAIN"]`: known names, no repeats.
@@ -517,6 +656,48 @@ mod tests {
     }
 
     #[test]
+    fn password_locations_per_domain() {
+        let c = Config::parse(
+            "[auth.domains.\"a.org\"]\nsource = \"passwd-file\"\npath = \"/p\"\n\
+             user = \"local-part\"\n\
+             [auth.domains.\"b.org\"]\nsource = \"ldap\"\nurl = \"ldap://127.0.0.1:389\"\n\
+             base = \"dc=b\"\nfilter = \"(mail=%u)\"\n\
+             [auth.domains.\"c.org\"]\nsource = \"shadow\"\n",
+        )
+        .expect("config");
+        assert_eq!(
+            c.auth.domains,
+            vec![
+                (
+                    "a.org".to_owned(),
+                    PasswordLocation::PasswdFile {
+                        path: PathBuf::from("/p"),
+                        local_part: true
+                    }
+                ),
+                (
+                    "b.org".to_owned(),
+                    PasswordLocation::Ldap {
+                        url: "ldap://127.0.0.1:389".into(),
+                        dn_template: None,
+                        base: Some("dc=b".into()),
+                        filter: Some("(mail=%u)".into()),
+                        bind_dn: None,
+                        bind_password: None,
+                        timeout_seconds: 5,
+                    }
+                ),
+                (
+                    "c.org".to_owned(),
+                    PasswordLocation::Shadow {
+                        path: PathBuf::from("/etc/shadow")
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn errors_name_the_key_in_one_line() {
         let cases = [
             (
@@ -541,6 +722,26 @@ mod tests {
             ("[auth]\nmechanisms = [\"GSSAPI\"]\n", "`auth.mechanisms`"),
             ("[auth]\nmechanisms = \"PLAIN\"\n", "`auth.mechanisms`"),
             ("[auth]\ncram_md5 = \"yes\"\n", "`auth.cram_md5`"),
+            (
+                "[auth.domains.\"a.org\"]\nsource = \"nis\"\n",
+                "`auth.domains.a.org.source`",
+            ),
+            (
+                "[auth.domains.\"a.org\"]\nsource = \"passwd-file\"\n",
+                "`auth.domains.a.org.path`",
+            ),
+            (
+                "[auth.domains.\"a.org\"]\nsource = \"shadow\"\nurl = \"x\"\n",
+                "`auth.domains.a.org.url`",
+            ),
+            (
+                "[auth.domains.\"a.org\"]\nsource = \"ldap\"\nurl = \"ldap://h:1\"\n",
+                "`auth.domains.a.org`",
+            ),
+            (
+                "[auth.domains.\"A.org\"]\nsource = \"shadow\"\n",
+                "`auth.domains.A.org`",
+            ),
             (
                 "[limits]\nidle_imap_seconds = 0\n",
                 "`limits.idle_imap_seconds`",

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
-use store::auth::{ServerKey, VerifierOptions, Verifiers};
+use store::auth::{
+    AuthResult, LdapConfig, LdapMode, LdapSource, Lookup, PasswdFile, PasswordSource, ServerKey,
+    ShadowFile, UserKey, VerifierOptions, Verifiers,
+};
 use store::{Address, Bucket, Profile, Store, StoreError};
 
 use crate::hasher::Hasher;
@@ -17,7 +20,7 @@ use crate::limits::{AUTH_CACHE_ENTRIES_MAX, AUTH_CACHE_SECONDS};
 
 use crate::admin::ops;
 use crate::admin::proto::{AdminRequest, AdminResponse, SessionView, ShardStats};
-use crate::config::{Config, Service};
+use crate::config::{Config, PasswordLocation, Service};
 use crate::handoff::Handoff;
 use crate::mail::Mail;
 use crate::mesh::{
@@ -88,6 +91,8 @@ pub struct LoginSecrets {
     pub dummy_phc: String,
     pub cache_key: [u8; 32],
     pub server_key: Arc<ServerKey>,
+    /// Password sources other than the profile, by domain (`[auth.domains]`).
+    sources: HashMap<String, Arc<dyn PasswordSource>>,
 }
 
 impl LoginSecrets {
@@ -96,11 +101,65 @@ impl LoginSecrets {
         let mut cache_key = [0u8; 32];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut cache_key)?;
         let server_key = ServerKey::load_or_create(&config.store.roots[0])?;
+        let sources = config
+            .auth
+            .domains
+            .iter()
+            .map(|(domain, location)| (domain.clone(), password_source(location)))
+            .collect();
         Ok(LoginSecrets {
             dummy_phc: store::password::hash_password("msgstore timing equaliser")?,
             cache_key,
             server_key: Arc::new(server_key),
+            sources,
         })
+    }
+
+    /// Where `address`'s password lives when it is not the profile.
+    pub fn source_for(&self, address: &Address) -> Option<Arc<dyn PasswordSource>> {
+        self.sources.get(address.domain()).cloned()
+    }
+}
+
+fn password_source(location: &PasswordLocation) -> Arc<dyn PasswordSource> {
+    match location {
+        PasswordLocation::PasswdFile { path, local_part } => {
+            let key = if *local_part {
+                UserKey::LocalPart
+            } else {
+                UserKey::Address
+            };
+            Arc::new(PasswdFile::new(path, key))
+        }
+        PasswordLocation::Shadow { path } => Arc::new(ShadowFile::new(path)),
+        PasswordLocation::Ldap {
+            url,
+            dn_template,
+            base,
+            filter,
+            bind_dn,
+            bind_password,
+            timeout_seconds,
+        } => {
+            let mode = match dn_template {
+                Some(dn_template) => LdapMode::Bind {
+                    dn_template: dn_template.clone(),
+                },
+                None => LdapMode::SearchBind {
+                    base: base.clone().unwrap_or_default(),
+                    filter_template: filter.clone().unwrap_or_default(),
+                    bind_dn: bind_dn.clone(),
+                    bind_password: bind_password
+                        .as_ref()
+                        .map(|p| store::auth::Secret::new(p.clone().into_bytes())),
+                },
+            };
+            Arc::new(LdapSource::new(LdapConfig {
+                url: url.clone(),
+                mode,
+                timeout: Duration::from_secs(*timeout_seconds),
+            }))
+        }
     }
 }
 
@@ -343,6 +402,11 @@ async fn change_password(
             return PasswordChange::Refused("Old password is incorrect.".into());
         }
     }
+    if shard.login.source_for(&address).is_some() {
+        return PasswordChange::Refused(
+            "Passwords of this domain are managed elsewhere; change it there.".into(),
+        );
+    }
     let new = match password_rules(&shard.config.auth, new.expose()) {
         Ok(p) => p,
         Err(why) => return PasswordChange::Refused(why),
@@ -565,6 +629,9 @@ async fn sasl_credentials(
             }
         }
         CredentialRequest::Lookup { kind, .. } => {
+            if let Some(source) = shard.login.source_for(&address) {
+                return source_lookup(shard, source, address, kind).await;
+            }
             let verifiers = match read_profile(shard, &address).await {
                 Ok(p) => p.password_hash.and_then(|v| Verifiers::parse(&v).ok()),
                 Err(StoreError::NotFound { .. }) => None,
@@ -596,6 +663,51 @@ async fn sasl_credentials(
                 }
             }
         }
+    }
+}
+
+/// A stored secret from a password source other than the profile, on the hashing
+/// pool (files and LDAP block). A source that cannot give one (LDAP, shadow) gets
+/// `Rejected`: the mechanism then fails like a wrong password. A user without a
+/// store account is rejected the same way.
+async fn source_lookup(
+    shard: &Rc<Shard>,
+    source: Arc<dyn PasswordSource>,
+    address: Address,
+    kind: SecretKind,
+) -> Credentials {
+    let user = address.clone();
+    let found = shard
+        .hasher
+        .run(move || match kind {
+            SecretKind::ScramSha256 => match source.scram(&user) {
+                Lookup::Found(v) => Lookup::Found(Credentials::ScramSha256(ScramSecret {
+                    salt: v.salt,
+                    iterations: v.iterations,
+                    stored_key: v.stored_key,
+                    server_key: v.server_key,
+                })),
+                Lookup::Missing => Lookup::Missing,
+                Lookup::Unavailable => Lookup::Unavailable,
+            },
+            SecretKind::CramMd5 => match source.cram_secret(&user) {
+                Lookup::Found(secret) => {
+                    Lookup::Found(Credentials::CramMd5Secret(Secret::new(secret.into_bytes())))
+                }
+                Lookup::Missing => Lookup::Missing,
+                Lookup::Unavailable => Lookup::Unavailable,
+            },
+        })
+        .await;
+    let credentials = match found {
+        Some(Lookup::Found(credentials)) => credentials,
+        Some(Lookup::Missing) => return Credentials::Rejected,
+        Some(Lookup::Unavailable) | None => return Credentials::Unavailable,
+    };
+    match read_profile(shard, &address).await {
+        Ok(_) => credentials,
+        Err(StoreError::NotFound { .. }) => Credentials::Rejected,
+        Err(_) => Credentials::Unavailable,
     }
 }
 
@@ -694,11 +806,33 @@ async fn check_password(
 /// Checks a password: the profile through io_uring, argon2 on the hashing pool
 /// unless this exact (hash, password) pair logged in recently. An unknown user
 /// costs one argon2 like a wrong password does. `Err` is `Failed` or `Unavailable`.
+/// A domain with its own password source is checked there (on the hashing pool),
+/// and the account must still exist in the store.
 async fn verify_password(
     shard: &Shard,
     address: &Address,
     password: &[u8],
 ) -> Result<Profile, AuthOutcome> {
+    if let Some(source) = shard.login.source_for(address) {
+        let (user, secret) = (address.clone(), password.to_vec());
+        let checked = shard
+            .hasher
+            .run(move || source.verify(&user, &secret))
+            .await;
+        match checked {
+            Some(AuthResult::Ok) => {}
+            Some(AuthResult::Failed) => return Err(AuthOutcome::Failed),
+            Some(AuthResult::Unavailable) | None => return Err(AuthOutcome::Unavailable),
+        }
+        return match read_profile(shard, address).await {
+            Ok(profile) => Ok(profile),
+            Err(StoreError::NotFound { .. }) => Err(AuthOutcome::Failed),
+            Err(e) => {
+                tracing::warn!("login {address}: {e}");
+                Err(AuthOutcome::Unavailable)
+            }
+        };
+    }
     let profile = match read_profile(shard, address).await {
         Ok(p) => p,
         Err(StoreError::NotFound { .. }) => {
