@@ -35,7 +35,14 @@ pub async fn login(
         .ok()
         .and_then(|u| Address::parse(u).ok());
     let outcome = match &user {
-        None => AuthOutcome::Failed,
+        None => {
+            // As much work as an unknown account costs its owner.
+            let _ = shard
+                .hasher
+                .verify(&shard.login.dummy_phc, password.expose())
+                .await;
+            AuthOutcome::Failed
+        }
         Some(user) => {
             let req = Request::Authenticate {
                 address: user.clone(),
@@ -81,6 +88,13 @@ pub async fn sasl_credentials(
         }
     };
     let Ok(address) = Address::parse(authcid) else {
+        if let CredentialRequest::Verify { password, .. } = &request {
+            // As much work as an unknown account costs its owner.
+            let _ = shard
+                .hasher
+                .verify(&shard.login.dummy_phc, password.expose())
+                .await;
+        }
         return Credentials::Rejected;
     };
     let owner = shard.owner_of(&address);
