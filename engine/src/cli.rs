@@ -437,10 +437,11 @@ fn print_account(v: &AccountView) {
         }
     );
     println!("flags     {}", v.flags);
-    println!(
-        "password  {}",
-        if v.has_password { "set" } else { "not set" }
-    );
+    match (v.has_password, v.verifiers.is_empty()) {
+        (false, _) => println!("password  not set"),
+        (true, true) => println!("password  set"),
+        (true, false) => println!("password  set ({})", v.verifiers.join(" ")),
+    }
     println!("created   {}", v.created_unix);
     println!("bucket    {}", v.bucket);
     println!("path      {}", v.path);

@@ -73,6 +73,11 @@ fn verifiers_are_stored_and_no_file_holds_a_password() {
     assert!(!plain.contains(";cram="), "{plain}");
     let cram = password_line(&site, "cram@example.com");
     assert!(cram.contains(";cram="), "{cram}");
+    let show = site.cli_ok(&["account", "show", "cram@example.com"], None);
+    assert!(
+        show.contains("password  set (argon2id scram-sha-256 cram-md5)\n"),
+        "{show}"
+    );
     let key = site.data.join("keys").join("secret.key");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&key).expect("server key").permissions(),

@@ -5,6 +5,21 @@ use store::{Address, Bucket, NewAccount, Profile, Store, StoreError, UsageFlags}
 
 use super::proto::{AccountView, AdminRequest, AdminResponse, ForwardView, ReconstructView};
 
+/// The kinds of verifiers a profile's password value holds, for `account show`.
+fn stored_verifiers(value: Option<&str>) -> Vec<String> {
+    let Some(Ok(v)) = value.map(store::auth::Verifiers::parse) else {
+        return Vec::new();
+    };
+    let mut kinds = vec!["argon2id".to_owned()];
+    if v.scram.is_some() {
+        kinds.push("scram-sha-256".to_owned());
+    }
+    if v.cram.is_some() {
+        kinds.push("cram-md5".to_owned());
+    }
+    kinds
+}
+
 pub fn execute(store: &Store, req: AdminRequest) -> AdminResponse {
     match run(store, req) {
         Ok(r) => r,
@@ -181,6 +196,7 @@ pub fn view(store: &Store, p: &Profile) -> AccountView {
         quota_bytes: p.quota_bytes,
         flags: p.flags.to_string(),
         has_password: p.password_hash.is_some(),
+        verifiers: stored_verifiers(p.password_hash.as_deref()),
         created_unix: p.created_unix,
         bucket: Bucket::of(&p.address).0,
         path: store.user_dir(&p.address).display().to_string(),

@@ -91,6 +91,9 @@ pub struct AccountView {
     pub quota_bytes: u64,
     pub flags: String,
     pub has_password: bool,
+    /// What is stored of the password: `argon2id`, `scram-sha-256`, `cram-md5`.
+    #[serde(default)]
+    pub verifiers: Vec<String>,
     pub created_unix: u64,
     pub bucket: u16,
     pub path: String,
