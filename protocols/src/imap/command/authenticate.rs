@@ -26,7 +26,7 @@
 //! [`ImapSession::login_result`]: crate::imap::ImapSession::login_result
 
 use crate::imap::parser::InitialResponse;
-use crate::imap::session::{Core, ImapEvent, Status};
+use crate::imap::session::{Core, ImapEvent, State, Status};
 use crate::imap::types::{Atom, Tag};
 use crate::sasl::{
     ClientResponse, Credentials, SaslError, SaslFailure, SaslPolicy, SaslServer, SaslStep,
@@ -167,6 +167,11 @@ impl Core {
 
     /// The engine's answer to [`ImapEvent::SaslCredentials`].
     pub(crate) fn sasl_credentials(&mut self, credentials: Credentials) {
+        if self.state == State::Closed {
+            // The connection said BYE meanwhile (input overflow): nothing more.
+            self.sasl = None;
+            return;
+        }
         let Some(exchange) = self.sasl.as_mut() else {
             return;
         };
@@ -262,5 +267,63 @@ fn request_user(request: &crate::sasl::CredentialRequest) -> &str {
     match request {
         crate::sasl::CredentialRequest::Verify { authcid, .. }
         | crate::sasl::CredentialRequest::Lookup { authcid, .. } => authcid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::imap::{ImapConfig, ImapEvent, ImapSession};
+    use crate::limits::IMAP_INPUT_BUFFER_BYTES_MAX;
+    use crate::sasl::{Credentials, Mechanism, SaslPolicy};
+
+    fn session() -> ImapSession {
+        let mut session = ImapSession::new(ImapConfig {
+            sasl: SaslPolicy {
+                enabled: Mechanism::ALL.to_vec(),
+                fixed_nonce: Some("n".into()),
+                ..SaslPolicy::disabled()
+            },
+            ..ImapConfig::default()
+        });
+        let _ = session.poll_output();
+        session
+    }
+
+    #[test]
+    fn an_answer_after_bye_writes_nothing_and_logs_in_nobody() {
+        let mut session = session();
+        let _ = session.handle_input(b"a AUTHENTICATE PLAIN AGJvYgBwdw==\r\n");
+        assert!(matches!(
+            session.poll_event(),
+            Some(ImapEvent::SaslCredentials(_))
+        ));
+        // Input keeps coming while the engine looks the user up: over the limit.
+        let flood = vec![b'x'; IMAP_INPUT_BUFFER_BYTES_MAX + 1];
+        assert!(session.handle_input(&flood).is_err());
+        assert_eq!(session.poll_event(), Some(ImapEvent::Close));
+        let bye = session.poll_output().unwrap_or_default();
+        assert!(
+            bye.starts_with(b"* BYE"),
+            "{:?}",
+            String::from_utf8_lossy(&bye)
+        );
+        session.sasl_credentials(Credentials::Verified);
+        assert_eq!(session.poll_output(), None);
+        assert_eq!(session.poll_event(), None);
+        assert_eq!(session.user(), None);
+    }
+
+    #[test]
+    fn responses_are_read_as_lines_not_commands() {
+        let mut session = session();
+        // A response line that looks like a command is still a SASL response.
+        let _ = session.handle_input(b"a AUTHENTICATE LOGIN\r\nb LOGOUT\r\n");
+        let out = session.poll_output().unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "+ VXNlcm5hbWU6\r\na BAD Invalid SASL response\r\n"
+        );
+        assert_eq!(session.poll_event(), None);
+        assert!(!session.is_closed());
     }
 }
