@@ -538,7 +538,8 @@ impl Core {
         let mut nul = false;
         if refused.is_none()
             && let Some(transaction) = self.transaction.as_mut()
-            && transaction.failure.is_none()
+            // Still decoded when too big: a later NUL turns the answer into 554.
+            && transaction.failure != Some(DataFailure::Nul)
             && let Some(decoder) = transaction.chunks.as_mut()
         {
             decoder.decode(&input[..take], &mut bytes);
@@ -584,7 +585,12 @@ impl Core {
         let Some(transaction) = self.transaction.as_mut() else {
             return;
         };
-        if transaction.failure.is_some() {
+        if let Some(failure) = transaction.failure {
+            // A NUL anywhere refuses the message as 554 even when it was already
+            // too big: the answer must not depend on where reads split the data.
+            if nul && failure == DataFailure::TooBig {
+                transaction.failure = Some(DataFailure::Nul);
+            }
             return;
         }
         transaction.size_bytes = transaction.size_bytes.saturating_add(bytes.len() as u64);
