@@ -109,12 +109,13 @@ async fn deliver(
     message.extend_from_slice(mail_from.as_bytes());
     message.extend_from_slice(b">\r\n");
     message.extend_from_slice(&body);
-    drop(body);
     let message = Arc::new(message);
 
     let mut replies: Vec<Option<Reply>> = vec![None; recipients.len()];
     // Where each recipient's copies go, after the forwarding database.
     let mut targets: Vec<(usize, Address, Option<String>)> = Vec::new();
+    // Recipients forwarded outside the store, with their external targets.
+    let mut external: Vec<(usize, Vec<String>)> = Vec::new();
     for (i, r) in recipients.iter().enumerate() {
         let Ok((user, folder)) = Address::parse_recipient(r) else {
             replies[i] = Some(Reply::temporary_failure());
@@ -131,16 +132,20 @@ async fn deliver(
                 replies[i] =
                     Reply::new(554, "5.4.6", &format!("Forwarding loop for <{user}>")).ok();
             }
-            Ok(res) if !res.external.is_empty() => {
-                // The outbound queue is not wired to LMTP yet: defer the whole
-                // recipient (nothing delivered), so the MTA's retry does not duplicate.
+            Ok(res) if !res.external.is_empty() && !relay_configured(shard) => {
+                // Without a relay the mail could not leave: defer the whole recipient
+                // (nothing delivered), so the MTA's retry does not duplicate.
                 tracing::warn!(
-                    "{user}: forwards outside the store ({}), not available yet",
+                    "{user}: forwards outside the store ({}), but no [outbound] relay is set",
                     res.external.join(", ")
                 );
-                replies[i] = Reply::new(451, "4.3.0", "External forwarding not available yet").ok();
+                replies[i] =
+                    Reply::new(451, "4.3.0", "No relay configured for external forwarding").ok();
             }
             Ok(res) => {
+                if !res.external.is_empty() {
+                    external.push((i, res.external));
+                }
                 for local in res.local {
                     // The +folder applies to the address itself, not to forward targets.
                     let f = if local == user { folder.clone() } else { None };
@@ -148,6 +153,37 @@ async fn deliver(
                 }
             }
         }
+    }
+    // External targets are queued durably before anything is answered; a recipient
+    // whose copies cannot be queued is deferred and gets no local copy either.
+    if !external.is_empty() {
+        let mut all: Vec<String> = Vec::new();
+        for (_, list) in &external {
+            for t in list {
+                if !all.iter().any(|a| a.eq_ignore_ascii_case(t)) {
+                    all.push(t.clone());
+                }
+            }
+        }
+        let queued = match shard.outbound.get() {
+            Some(q) => q.enqueue(Arc::new(body), mail_from, all).await,
+            None => Err(store::StoreError::InvalidValue {
+                field: "outbound",
+                reason: "no queue on this shard".into(),
+            }),
+        };
+        match queued {
+            Ok(id) => tracing::info!("queued {id} from <{mail_from}> for external forwards"),
+            Err(e) => {
+                tracing::warn!("outbound queue: {e}");
+                for (i, _) in &external {
+                    replies[*i] = Some(Reply::temporary_failure());
+                }
+                targets.retain(|(i, _, _)| replies[*i].is_none());
+            }
+        }
+    } else {
+        drop(body);
     }
     // owner -> (recipient index, address, folder); one copy per address.
     let mut by_owner: BTreeMap<usize, Vec<(usize, Address, Option<String>)>> = BTreeMap::new();
@@ -201,14 +237,27 @@ async fn deliver(
     replies
         .into_iter()
         .zip(outcome)
-        .map(|(reply, result)| match (reply, result) {
+        .enumerate()
+        .map(|(i, (reply, result))| match (reply, result) {
             (Some(r), _) => r,
             (None, Some(DeliveryResult::Stored)) => Reply::delivered(),
             (None, Some(DeliveryResult::OverQuota)) => Reply::mailbox_full(),
-            // No local copy at all (cannot happen for an accepted recipient) or a failure.
-            (None, _) => Reply::temporary_failure(),
+            (None, Some(DeliveryResult::TemporaryFailure(_))) => Reply::temporary_failure(),
+            // Every copy left through the queue (it is durable there).
+            (None, None) if queued_only(&external, i) => Reply::delivered(),
+            // No local copy at all (cannot happen for an accepted recipient).
+            (None, None) => Reply::temporary_failure(),
         })
         .collect()
+}
+
+fn relay_configured(shard: &Shard) -> bool {
+    shard.outbound.get().is_some_and(|q| q.has_relay())
+}
+
+/// Recipient `i` had external targets (and, if we got here, they were queued).
+fn queued_only(external: &[(usize, Vec<String>)], i: usize) -> bool {
+    external.iter().any(|(r, _)| *r == i)
 }
 
 /// Orders results so a recipient's reply is its worst copy's.
