@@ -507,6 +507,9 @@ fn route(config: &Config, address: &str) -> anyhow::Result<()> {
     {
         println!("lmtp      {own}");
     }
+    if let Some(path) = config.lmtp_unix_path(shard) {
+        println!("lmtp_unix {}", path.display());
+    }
     // Opening reads the format file, so the path uses the fanout the store was
     // created with (and, like every verb, creates a store on empty roots).
     let store = Store::open(&config.store.roots, config.store.fanout_levels)?;

@@ -69,10 +69,33 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Address per service; `None` when the service is disabled with `""`.
     pub listen: Vec<(Service, Option<SocketAddr>)>,
+    /// `listen.lmtp_unix`: the folder of the shards' unix LMTP sockets.
+    pub lmtp_unix: LmtpUnix,
+    /// `listen.lmtp_transport`: which shard socket the socketmap's `transport` names.
+    pub lmtp_transport: LmtpTransport,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub outbound: OutboundConfig,
+}
+
+/// Where shard N's unix LMTP socket `shard-N.sock` lives (DESIGN §2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LmtpUnix {
+    /// `<roots[0]>/lmtp` (no key, the default).
+    Default,
+    Dir(PathBuf),
+    /// `lmtp_unix = ""`: no unix sockets.
+    Off,
+}
+
+/// What the socketmap's `transport` answers for a recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LmtpTransport {
+    /// `lmtp:inet:HOST:PORT` of the owner's TCP port (the default).
+    Inet,
+    /// `lmtp:unix:PATH` of the owner's unix socket.
+    Unix,
 }
 
 /// Whether the outbound queue uses STARTTLS with the relay.
@@ -250,6 +273,8 @@ impl Default for Config {
                 .iter()
                 .map(|s| (*s, s.default_addr().parse().ok()))
                 .collect(),
+            lmtp_unix: LmtpUnix::Default,
+            lmtp_transport: LmtpTransport::Inet,
             tls: TlsConfig::default(),
             auth: AuthConfig {
                 plaintext_without_tls: None,
@@ -305,13 +330,23 @@ impl Config {
             match section.as_str() {
                 "store" => parse_store(t, &mut cfg.store)?,
                 "engine" => parse_engine(t, &mut cfg.engine)?,
-                "listen" => parse_listen(t, &mut cfg.listen)?,
+                "listen" => {
+                    let mut rest = t.clone();
+                    parse_listen_lmtp(&mut rest, &mut cfg)?;
+                    parse_listen(&rest, &mut cfg.listen)?
+                }
                 "tls" => parse_tls(t, &mut cfg.tls)?,
                 "auth" => parse_auth(t, &mut cfg.auth)?,
                 "limits" => parse_limits(t, &mut cfg.limits)?,
                 "outbound" => parse_outbound(t, &mut cfg.outbound)?,
                 _ => return Err(err(section, "unknown section")),
             }
+        }
+        if cfg.lmtp_transport == LmtpTransport::Unix && cfg.lmtp_unix == LmtpUnix::Off {
+            return Err(err(
+                "listen.lmtp_transport",
+                "\"unix\" needs the unix sockets (listen.lmtp_unix is \"\")",
+            ));
         }
         if !cfg.engine.accept_shards.is_empty() && cfg.engine.shards != 0 {
             for s in &cfg.engine.accept_shards {
@@ -345,6 +380,16 @@ impl Config {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }
+    }
+
+    /// Shard `shard`'s unix LMTP socket, unless they are off.
+    pub fn lmtp_unix_path(&self, shard: usize) -> Option<PathBuf> {
+        let dir = match &self.lmtp_unix {
+            LmtpUnix::Default => self.store.roots[0].join("lmtp"),
+            LmtpUnix::Dir(d) => d.clone(),
+            LmtpUnix::Off => return None,
+        };
+        Some(dir.join(format!("shard-{shard}.sock")))
     }
 
     /// The unix socket the running server answers admin verbs on.
@@ -438,6 +483,30 @@ fn parse_listen(
                 s.parse()
                     .map_err(|_| err(&key, format!("{s:?} is not an ip:port address")))?,
             )
+        };
+    }
+    Ok(())
+}
+
+/// The `[listen]` keys that are not services; removed from `t` once read.
+fn parse_listen_lmtp(t: &mut toml::Table, cfg: &mut Config) -> Result<(), ConfigError> {
+    if let Some(v) = t.remove("lmtp_unix") {
+        let key = "listen.lmtp_unix";
+        let s = v
+            .as_str()
+            .ok_or_else(|| err(key, "expected a folder path or \"\""))?;
+        cfg.lmtp_unix = if s.is_empty() {
+            LmtpUnix::Off
+        } else {
+            LmtpUnix::Dir(PathBuf::from(s))
+        };
+    }
+    if let Some(v) = t.remove("lmtp_transport") {
+        let key = "listen.lmtp_transport";
+        cfg.lmtp_transport = match v.as_str() {
+            Some("inet") => LmtpTransport::Inet,
+            Some("unix") => LmtpTransport::Unix,
+            _ => return Err(err(key, "expected \"inet\" or \"unix\"")),
         };
     }
     Ok(())
@@ -842,6 +911,17 @@ mod tests {
         assert_eq!(c.outbound.tls, OutboundTls::Off);
         assert_eq!(c.outbound.retry_window_seconds, 2 * 86_400);
         assert_eq!(c.outbound.backoff_seconds, vec![1, 120]);
+        let c = Config::parse("[listen]\nlmtp_unix = \"/run/m\"\nlmtp_transport = \"unix\"\n")
+            .expect("config");
+        assert_eq!(
+            c.lmtp_unix_path(1),
+            Some(PathBuf::from("/run/m/shard-1.sock"))
+        );
+        assert_eq!(c.lmtp_transport, LmtpTransport::Unix);
+        assert_eq!(
+            Config::default().lmtp_unix_path(0),
+            Some(PathBuf::from("./msgstore-data/lmtp/shard-0.sock"))
+        );
     }
 
     #[test]
@@ -906,6 +986,14 @@ mod tests {
                 "`outbound.retry_window`",
             ),
             ("[outbound]\nbackoff = []\n", "`outbound.backoff`"),
+            (
+                "[listen]\nlmtp_transport = \"tcp\"\n",
+                "`listen.lmtp_transport`",
+            ),
+            (
+                "[listen]\nlmtp_unix = \"\"\nlmtp_transport = \"unix\"\n",
+                "`listen.lmtp_transport`",
+            ),
         ];
         for (text, want) in cases {
             let e = Config::parse(text).expect_err(text).to_string();

@@ -225,7 +225,22 @@ fn stored_messages(site: &Site, user: &str) -> Vec<Vec<u8>> {
 
 #[test]
 fn postfix_delivers_through_the_socketmap_to_the_owning_shard() {
+    postfix_delivers(false);
+}
+
+#[test]
+fn postfix_delivers_over_the_shard_unix_sockets() {
+    postfix_delivers(true);
+}
+
+/// Postfix → msgstore, the transport naming each owner's TCP port or unix socket.
+fn postfix_delivers(unix: bool) {
     let site = Site::new(Options::default());
+    if unix {
+        let mut config = std::fs::read_to_string(&site.config).expect("config");
+        config = config.replace("[listen]\n", "[listen]\nlmtp_transport = \"unix\"\n");
+        std::fs::write(&site.config, config).expect("config");
+    }
     // One user on each shard.
     let mut users: Vec<(String, String)> = Vec::new();
     for n in 0..40 {
@@ -303,9 +318,16 @@ s.quit()
         );
         assert!(text.contains("Subject: via postfix\r\n"), "{text}");
         assert!(text.contains(&format!("\r\nhello {user}\r\n.dot line\r\n")));
-        // Postfix went straight to the owner's own LMTP port.
-        let own = route(&site, user, "lmtp");
-        let port = own.rsplit(':').next().expect("port");
+        // Postfix went straight to the owner's own LMTP port or socket.
+        let relay = if unix {
+            let path = route(&site, user, "lmtp_unix");
+            let path = std::path::absolute(&path).expect("absolute");
+            format!("[{}], ", path.display())
+        } else {
+            let own = route(&site, user, "lmtp");
+            let port = own.rsplit(':').next().expect("port").to_owned();
+            format!("relay=127.0.0.1[127.0.0.1]:{port}")
+        };
         let deadline = Instant::now() + WAIT;
         let line = loop {
             let log = postfix.log();
@@ -321,11 +343,33 @@ s.quit()
             );
             std::thread::sleep(Duration::from_millis(50));
         };
-        assert!(
-            line.contains(&format!("relay=127.0.0.1[127.0.0.1]:{port}")),
-            "{line}"
-        );
+        assert!(line.contains(&relay), "{relay} not in {line}");
     }
     drop(postfix);
+    if unix {
+        // Shard 0's socket takes the other shard's user too (over the mesh).
+        let sock = route(&site, &users[0].0, "lmtp_unix").replace(
+            &format!(
+                "shard-{}.sock",
+                users[0].1.split(' ').next().expect("shard")
+            ),
+            "shard-0.sock",
+        );
+        let out = python(
+            r#"
+import smtplib, sys
+l = smtplib.LMTP(sys.argv[1])
+for rcpt in sys.argv[2:]:
+    l.sendmail('s@example.org', [rcpt], b'Subject: unix\r\n\r\nhi\r\n')
+    print(rcpt, 'ok')
+l.quit()
+"#,
+            &[&sock, &users[0].0, &users[1].0],
+        );
+        assert_eq!(out, format!("{} ok\n{} ok\n", users[0].0, users[1].0));
+        for (user, _) in &users {
+            assert_eq!(stored_messages(&site, user).len(), 2, "{user}");
+        }
+    }
     server.stop();
 }
