@@ -24,10 +24,14 @@ struct Sink {
 
 impl Sink {
     fn start(dir: &Path, args: &[&str]) -> Sink {
+        Sink::start_named(dir, "sink", args)
+    }
+
+    fn start_named(dir: &Path, name: &str, args: &[&str]) -> Sink {
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/tests/fixtures/smtp_sink.py");
-        let spool = dir.join("sink");
-        let rules = dir.join("sink-rules.json");
+        let spool = dir.join(name);
+        let rules = dir.join(format!("{name}-rules.json"));
         std::fs::write(&rules, "{}").expect("rules");
         let mut child = Command::new("python3")
             .arg(&script)
@@ -107,6 +111,13 @@ impl Drop for Sink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Replaces the site's `[outbound]` section.
+fn set_outbound(site: &Site, section: &str) {
+    let config = std::fs::read_to_string(&site.config).expect("config");
+    let base = config.split("\n[outbound]\n").next().expect("config");
+    std::fs::write(&site.config, format!("{base}\n[outbound]\n{section}")).expect("config");
 }
 
 /// A site whose `[outbound] relay` is the sink.
@@ -416,4 +427,102 @@ fn queue_list_flush_del_online_and_offline_and_the_spool_survives_kill_9() {
         format!("deleted {id}\n")
     );
     assert_eq!(site.cli_ok(&["queue", "list"], None), "");
+}
+
+#[test]
+fn starttls_is_used_when_offered_and_required_tls_is_never_skipped() {
+    let site = Site::new(Options::default());
+    site.cli_ok(
+        &[
+            "forward",
+            "add",
+            "out@example.com",
+            "someone@elsewhere.example",
+        ],
+        None,
+    );
+    // The server's own self-signed certificate (made at first start) serves the sink.
+    site.start().stop();
+    let cert = site.data.join("tls/cert.pem");
+    let key = site.data.join("tls/key.pem");
+    let (cert, key) = (cert.to_str().expect("path"), key.to_str().expect("path"));
+    let tls_sink = Sink::start_named(
+        site.dir.path(),
+        "tls-sink",
+        &["--tls-cert", cert, "--tls-key", key],
+    );
+    let plain_sink = Sink::start_named(site.dir.path(), "plain-sink", &[]);
+
+    // Opportunistic (the default): the relay offers STARTTLS, so it is used; the
+    // self-signed certificate is accepted.
+    set_outbound(
+        &site,
+        &format!(
+            "relay = \"127.0.0.1:{}\"\nbackoff = [\"1h\"]\n",
+            tls_sink.port
+        ),
+    );
+    let server = site.start();
+    assert_eq!(
+        lmtp_send(&site, "s@example.org", &["out@example.com"], MESSAGE),
+        "out@example.com 250\n"
+    );
+    let got = tls_sink.wait_for(1);
+    assert!(got[0].0.contains(r#""tls": true"#), "{}", got[0].0);
+    assert_eq!(got[0].1.as_slice(), MESSAGE);
+    server.stop();
+
+    // With a CA file the certificate is verified: its names are localhost and the
+    // host name, so "localhost" passes.
+    set_outbound(
+        &site,
+        &format!(
+            "relay = \"localhost:{}\"\ntls = \"required\"\ntls_ca = \"{cert}\"\nbackoff = [\"1h\"]\n",
+            tls_sink.port
+        ),
+    );
+    let server = site.start();
+    assert_eq!(
+        lmtp_send(&site, "s@example.org", &["out@example.com"], MESSAGE),
+        "out@example.com 250\n"
+    );
+    let got = tls_sink.wait_for(2);
+    assert!(got[1].0.contains(r#""tls": true"#), "{}", got[1].0);
+    server.stop();
+
+    // Required, and the relay offers no STARTTLS: deferred, nothing sent in clear.
+    set_outbound(
+        &site,
+        &format!(
+            "relay = \"127.0.0.1:{}\"\ntls = \"required\"\nbackoff = [\"1h\"]\n",
+            plain_sink.port
+        ),
+    );
+    let server = site.start();
+    assert_eq!(
+        lmtp_send(&site, "s@example.org", &["out@example.com"], MESSAGE),
+        "out@example.com 250\n"
+    );
+    let list = wait_queue(&site, "showed the deferral", |l| l.contains("attempts 1"));
+    assert!(list.contains("pending someone@elsewhere.example"), "{list}");
+    assert!(plain_sink.messages().is_empty());
+    server.stop();
+    site.cli_ok(&["queue", "flush"], None);
+
+    // A CA file the relay's certificate does not match (an IP address is not among
+    // its names): deferred too.
+    set_outbound(
+        &site,
+        &format!(
+            "relay = \"127.0.0.1:{}\"\ntls_ca = \"{cert}\"\nbackoff = [\"1h\"]\n",
+            tls_sink.port
+        ),
+    );
+    let server = site.start();
+    let list = wait_queue(&site, "showed the second deferral", |l| {
+        l.contains("attempts 2")
+    });
+    assert!(list.contains("TLS"), "{list}");
+    assert_eq!(tls_sink.messages().len(), 2);
+    server.stop();
 }
