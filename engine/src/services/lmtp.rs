@@ -199,7 +199,9 @@ async fn deliver(
         }
     }
     // External targets are queued durably before anything is answered; a recipient
-    // whose copies cannot be queued is deferred and gets no local copy either.
+    // whose copies cannot be queued is deferred and gets no local copy either. (The
+    // other way round — queued, then a local copy fails and the recipient gets a
+    // 4xx — the MTA's retry queues the external copy again: at least once.)
     if !external.is_empty() {
         let mut all: Vec<String> = Vec::new();
         for (_, list) in &external {
