@@ -121,7 +121,7 @@ async fn accept_unix_loop(
         match accepted {
             Ok(stream) => {
                 shard.stats.borrow_mut().accepted += 1;
-                if shard.session_count() >= crate::limits::SESSIONS_PER_SHARD_MAX {
+                if shard.session_count() >= shard.config.limits.connections_per_shard as usize {
                     shard.stats.borrow_mut().connections_refused += 1;
                     continue;
                 }
