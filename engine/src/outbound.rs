@@ -388,15 +388,43 @@ impl Queue {
         }
     }
 
-    /// One SMTP session with the relay: every recipient gets an outcome.
+    /// Sends to the relay. Opportunistic TLS without a CA file falls back to a
+    /// plaintext session when the TLS handshake fails (as Postfix's `may` level
+    /// does); with `tls_ca` set a failed verification defers the message instead.
     async fn send(&self, relay: &str, envelope: Envelope, message: &[u8]) -> Vec<RecipientAttempt> {
-        let recipients = envelope.recipients.clone();
-        let timeout = Duration::from_secs(self.cfg.timeout_seconds);
         let policy = match (self.cfg.tls, &self.tls) {
             (OutboundTls::Off, _) | (_, None) => TlsPolicy::Disabled,
             (OutboundTls::Opportunistic, _) => TlsPolicy::Opportunistic,
             (OutboundTls::Required, _) => TlsPolicy::Required,
         };
+        let (results, tls_failed) = self
+            .send_once(relay, envelope.clone(), message, policy)
+            .await;
+        if tls_failed
+            && policy == TlsPolicy::Opportunistic
+            && self.cfg.tls_ca.as_os_str().is_empty()
+        {
+            tracing::info!("outbound: TLS with {relay} failed; trying again without TLS");
+            return self
+                .send_once(relay, envelope, message, TlsPolicy::Disabled)
+                .await
+                .0;
+        }
+        results
+    }
+
+    /// One SMTP session with the relay: every recipient gets an outcome. The flag
+    /// says the TLS handshake after STARTTLS failed.
+    async fn send_once(
+        &self,
+        relay: &str,
+        envelope: Envelope,
+        message: &[u8],
+        policy: TlsPolicy,
+    ) -> (Vec<RecipientAttempt>, bool) {
+        let recipients = envelope.recipients.clone();
+        let timeout = Duration::from_secs(self.cfg.timeout_seconds);
+        let mut tls_failed = false;
         let config = SmtpClientConfig {
             helo_name: self.helo_name.clone(),
             tls: policy,
@@ -404,33 +432,42 @@ impl Queue {
         let mut client = match SmtpClient::new(config, envelope) {
             Ok(c) => c,
             Err(e) => {
-                return everyone(
-                    &recipients,
-                    AttemptOutcome::Permanent,
-                    "5.1.3",
-                    &e.to_string(),
+                return (
+                    everyone(
+                        &recipients,
+                        AttemptOutcome::Permanent,
+                        "5.1.3",
+                        &e.to_string(),
+                    ),
+                    false,
                 );
             }
         };
         let addr = match resolve(relay).await {
             Ok(a) => a,
             Err(e) => {
-                return everyone(
-                    &recipients,
-                    AttemptOutcome::Temporary,
-                    "4.4.3",
-                    &format!("relay {relay}: {e}"),
+                return (
+                    everyone(
+                        &recipients,
+                        AttemptOutcome::Temporary,
+                        "4.4.3",
+                        &format!("relay {relay}: {e}"),
+                    ),
+                    false,
                 );
             }
         };
         let stream = match TcpStream::connect_timeout(addr, timeout).await {
             Ok(s) => s,
             Err(e) => {
-                return everyone(
-                    &recipients,
-                    AttemptOutcome::Temporary,
-                    "4.4.1",
-                    &format!("connect to relay {relay}: {e}"),
+                return (
+                    everyone(
+                        &recipients,
+                        AttemptOutcome::Temporary,
+                        "4.4.1",
+                        &format!("connect to relay {relay}: {e}"),
+                    ),
+                    false,
                 );
             }
         };
@@ -461,6 +498,7 @@ impl Queue {
                                 io
                             }
                             Err((io, e)) => {
+                                tls_failed = true;
                                 client.connection_failed(&format!("TLS with the relay: {e}"));
                                 io
                             }
@@ -508,7 +546,7 @@ impl Queue {
                 None => client.connection_failed("the relay did not answer in time"),
             }
         }
-        match results {
+        let results = match results {
             Some(r) => r
                 .into_iter()
                 .map(|r| RecipientAttempt {
@@ -531,7 +569,8 @@ impl Queue {
                 "4.4.2",
                 "the relay session ended without a result",
             ),
-        }
+        };
+        (results, tls_failed)
     }
 
     /// `msgstore queue list|flush|del` for the spools this shard runs.

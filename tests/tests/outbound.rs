@@ -525,4 +525,23 @@ fn starttls_is_used_when_offered_and_required_tls_is_never_skipped() {
     assert!(list.contains("TLS"), "{list}");
     assert_eq!(tls_sink.messages().len(), 2);
     server.stop();
+    site.cli_ok(&["queue", "flush"], None);
+
+    // Opportunistic without a CA file: a relay whose TLS is broken still gets the
+    // message, in a second, plaintext session.
+    let broken = Sink::start_named(site.dir.path(), "broken-sink", &["--starttls-garbage"]);
+    set_outbound(
+        &site,
+        &format!(
+            "relay = \"127.0.0.1:{}\"\nbackoff = [\"1h\"]\n",
+            broken.port
+        ),
+    );
+    let server = site.start();
+    let got = broken.wait_for(1);
+    assert!(got[0].0.contains(r#""tls": false"#), "{}", got[0].0);
+    assert_eq!(got[0].1.as_slice(), MESSAGE);
+    assert!(server.log().contains("trying again without TLS"));
+    wait_queue(&site, "emptied", |l| l.trim().is_empty());
+    server.stop();
 }
