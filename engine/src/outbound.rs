@@ -48,6 +48,10 @@ use crate::shard::Shard;
 
 /// Longest sleep of an idle runner: it looks at its spool at least this often.
 const RUNNER_POLL_SECONDS: u64 = 30;
+/// Shortest time between two looks at the spools: each look reads every envelope
+/// (see `Queue::pass`), so a burst of enqueues costs a few scans a second, not one
+/// per message.
+const RUNNER_PASS_GAP_MS: u64 = 250;
 /// Bytes of the message handed to the SMTP client at a time.
 const DATA_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -189,11 +193,13 @@ impl Queue {
                 std::pin::pin!(select(stop, std::pin::pin!(sleep))),
             )
             .await;
+            glommio::timer::sleep(Duration::from_millis(RUNNER_PASS_GAP_MS)).await;
         }
     }
 
     /// One look at every spool: sends what is due, sends the bounces owed. Returns
-    /// when the next attempt is due.
+    /// when the next attempt is due. It lists every envelope of the spool (the store
+    /// keeps no index of the queue), O(entries) per look.
     async fn pass(&self, shard: &Rc<Shard>) -> Option<u64> {
         let mut next: Option<u64> = None;
         for spool in &self.spools {
