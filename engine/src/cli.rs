@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: ForwardCommand,
     },
+    /// The outbound queue (mail leaving the store: external forwards, bounces).
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Print where an address lives: bucket, shard, LMTP socket, folder.
     Route { address: String },
     /// Per-shard counters of the running server.
@@ -72,6 +77,16 @@ enum ForwardCommand {
     Del { address: String },
     /// Every entry, or ADDRESS's.
     List { address: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+enum QueueCommand {
+    /// Every queued message: id, sender, attempts, next attempt, recipients.
+    List,
+    /// Try every waiting message now.
+    Flush,
+    /// Remove a message from the queue (no bounce is sent).
+    Del { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -187,6 +202,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
             ForwardCommand::Del { address } => AdminRequest::ForwardDel { address },
             ForwardCommand::List { address } => AdminRequest::ForwardList { address },
+        },
+        Command::Queue { command } => match command {
+            QueueCommand::List => AdminRequest::QueueList,
+            QueueCommand::Flush => AdminRequest::QueueFlush,
+            QueueCommand::Del { id } => AdminRequest::QueueDel { id },
         },
     };
     let show = req.clone();
@@ -315,6 +335,9 @@ fn dispatch(config: &Config, req: AdminRequest) -> anyhow::Result<AdminResponse>
     if matches!(req, AdminRequest::Reconstruct { .. }) {
         ops::replay_journals(&store)?;
     }
+    if req.is_queue() {
+        return Ok(crate::outbound::queue_op_offline(config, req));
+    }
     Ok(ops::execute(&store, req))
 }
 
@@ -325,6 +348,7 @@ fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()>
             AdminRequest::AccountDel { address } | AdminRequest::ForwardDel { address } => {
                 println!("deleted {address}")
             }
+            AdminRequest::QueueDel { id } => println!("deleted {id}"),
             _ => {}
         },
         AdminResponse::Forwards { entries } => {
@@ -334,6 +358,23 @@ fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()>
             }
         }
         AdminResponse::Account(v) => print_account(&v),
+        AdminResponse::Flushed { count } => println!("flushed {count}"),
+        AdminResponse::Queue { entries } => {
+            // One line per entry, then one indented line per recipient.
+            for e in entries {
+                println!(
+                    "{}  <{}>  {} bytes  created {}  attempts {}  next {}",
+                    e.id, e.mail_from, e.bytes, e.created_unix, e.attempts, e.next_attempt_unix
+                );
+                for r in e.recipients {
+                    if r.diagnostic.is_empty() {
+                        println!("    {} {}", r.state, r.address);
+                    } else {
+                        println!("    {} {} ({})", r.state, r.address, r.diagnostic);
+                    }
+                }
+            }
+        }
         AdminResponse::Reconstructed(_) => {}
         AdminResponse::Accounts { addresses } => {
             for a in addresses {
@@ -465,6 +506,9 @@ fn route(config: &Config, address: &str) -> anyhow::Result<()> {
         && let Some(own) = crate::services::shard_lmtp_addr(lmtp, shard)
     {
         println!("lmtp      {own}");
+    }
+    if let Some(path) = config.lmtp_unix_path(shard) {
+        println!("lmtp_unix {}", path.display());
     }
     // Opening reads the format file, so the path uses the fanout the store was
     // created with (and, like every verb, creates a store on empty roots).

@@ -69,9 +69,79 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Address per service; `None` when the service is disabled with `""`.
     pub listen: Vec<(Service, Option<SocketAddr>)>,
+    /// `listen.lmtp_unix`: the folder of the shards' unix LMTP sockets.
+    pub lmtp_unix: LmtpUnix,
+    /// `listen.lmtp_transport`: which shard socket the socketmap's `transport` names.
+    pub lmtp_transport: LmtpTransport,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub outbound: OutboundConfig,
+}
+
+/// Where shard N's unix LMTP socket `shard-N.sock` lives (DESIGN §2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LmtpUnix {
+    /// `<roots[0]>/lmtp` (no key, the default).
+    Default,
+    Dir(PathBuf),
+    /// `lmtp_unix = ""`: no unix sockets.
+    Off,
+}
+
+/// What the socketmap's `transport` answers for a recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LmtpTransport {
+    /// `lmtp:inet:HOST:PORT` of the owner's TCP port (the default).
+    Inet,
+    /// `lmtp:unix:PATH` of the owner's unix socket.
+    Unix,
+}
+
+/// Whether the outbound queue uses STARTTLS with the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboundTls {
+    /// When the relay offers it; plaintext otherwise.
+    Opportunistic,
+    /// Never send without TLS: a relay without STARTTLS gets the message deferred.
+    Required,
+    /// Never (a relay on loopback).
+    Off,
+}
+
+/// `[outbound]`: where mail that leaves the store goes (external forwards).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboundConfig {
+    /// The smart host, `host:port`; `None` (the default) = no relay: a recipient
+    /// forwarded outside the store is deferred at LMTP (`451 4.3.0`).
+    pub relay: Option<String>,
+    pub tls: OutboundTls,
+    /// PEM file of the CA(s) the relay's certificate must chain to; empty (the
+    /// default) accepts any certificate (RFC 7435 opportunistic security: the
+    /// channel is encrypted, the relay is not authenticated).
+    pub tls_ca: PathBuf,
+    /// Our name in EHLO; empty = the host name.
+    pub helo_name: String,
+    /// Seconds a message is retried before it bounces.
+    pub retry_window_seconds: u64,
+    /// Waits after the 1st, 2nd, … failed attempt, in seconds; the last repeats.
+    pub backoff_seconds: Vec<u64>,
+    /// Seconds to connect, and to wait for each reply of the relay.
+    pub timeout_seconds: u64,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> OutboundConfig {
+        OutboundConfig {
+            relay: None,
+            tls: OutboundTls::Opportunistic,
+            tls_ca: PathBuf::new(),
+            helo_name: String::new(),
+            retry_window_seconds: store::limits::OUTBOUND_RETRY_WINDOW_SECS_DEFAULT,
+            backoff_seconds: store::limits::OUTBOUND_BACKOFF_SECS_DEFAULT.to_vec(),
+            timeout_seconds: 300,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -203,6 +273,8 @@ impl Default for Config {
                 .iter()
                 .map(|s| (*s, s.default_addr().parse().ok()))
                 .collect(),
+            lmtp_unix: LmtpUnix::Default,
+            lmtp_transport: LmtpTransport::Inet,
             tls: TlsConfig::default(),
             auth: AuthConfig {
                 plaintext_without_tls: None,
@@ -221,6 +293,7 @@ impl Default for Config {
                 idle_imap_seconds: 30 * 60,
                 idle_pop3_seconds: 10 * 60,
             },
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -257,12 +330,23 @@ impl Config {
             match section.as_str() {
                 "store" => parse_store(t, &mut cfg.store)?,
                 "engine" => parse_engine(t, &mut cfg.engine)?,
-                "listen" => parse_listen(t, &mut cfg.listen)?,
+                "listen" => {
+                    let mut rest = t.clone();
+                    parse_listen_lmtp(&mut rest, &mut cfg)?;
+                    parse_listen(&rest, &mut cfg.listen)?
+                }
                 "tls" => parse_tls(t, &mut cfg.tls)?,
                 "auth" => parse_auth(t, &mut cfg.auth)?,
                 "limits" => parse_limits(t, &mut cfg.limits)?,
+                "outbound" => parse_outbound(t, &mut cfg.outbound)?,
                 _ => return Err(err(section, "unknown section")),
             }
+        }
+        if cfg.lmtp_transport == LmtpTransport::Unix && cfg.lmtp_unix == LmtpUnix::Off {
+            return Err(err(
+                "listen.lmtp_transport",
+                "\"unix\" needs the unix sockets (listen.lmtp_unix is \"\")",
+            ));
         }
         if !cfg.engine.accept_shards.is_empty() && cfg.engine.shards != 0 {
             for s in &cfg.engine.accept_shards {
@@ -296,6 +380,16 @@ impl Config {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }
+    }
+
+    /// Shard `shard`'s unix LMTP socket, unless they are off.
+    pub fn lmtp_unix_path(&self, shard: usize) -> Option<PathBuf> {
+        let dir = match &self.lmtp_unix {
+            LmtpUnix::Default => self.store.roots[0].join("lmtp"),
+            LmtpUnix::Dir(d) => d.clone(),
+            LmtpUnix::Off => return None,
+        };
+        Some(dir.join(format!("shard-{shard}.sock")))
     }
 
     /// The unix socket the running server answers admin verbs on.
@@ -389,6 +483,30 @@ fn parse_listen(
                 s.parse()
                     .map_err(|_| err(&key, format!("{s:?} is not an ip:port address")))?,
             )
+        };
+    }
+    Ok(())
+}
+
+/// The `[listen]` keys that are not services; removed from `t` once read.
+fn parse_listen_lmtp(t: &mut toml::Table, cfg: &mut Config) -> Result<(), ConfigError> {
+    if let Some(v) = t.remove("lmtp_unix") {
+        let key = "listen.lmtp_unix";
+        let s = v
+            .as_str()
+            .ok_or_else(|| err(key, "expected a folder path or \"\""))?;
+        cfg.lmtp_unix = if s.is_empty() {
+            LmtpUnix::Off
+        } else {
+            LmtpUnix::Dir(PathBuf::from(s))
+        };
+    }
+    if let Some(v) = t.remove("lmtp_transport") {
+        let key = "listen.lmtp_transport";
+        cfg.lmtp_transport = match v.as_str() {
+            Some("inet") => LmtpTransport::Inet,
+            Some("unix") => LmtpTransport::Unix,
+            _ => return Err(err(key, "expected \"inet\" or \"unix\"")),
         };
     }
     Ok(())
@@ -609,6 +727,91 @@ fn parse_limits(t: &toml::Table, out: &mut LimitsConfig) -> Result<(), ConfigErr
     Ok(())
 }
 
+fn parse_outbound(t: &toml::Table, out: &mut OutboundConfig) -> Result<(), ConfigError> {
+    for (k, v) in t {
+        let key = format!("outbound.{k}");
+        let text = |v: &toml::Value| -> Result<String, ConfigError> {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| err(&key, "expected a string"))
+        };
+        match k.as_str() {
+            "relay" => {
+                let s = text(v)?;
+                out.relay = if s.is_empty() {
+                    None
+                } else {
+                    let port = s.rsplit_once(':').and_then(|(h, p)| {
+                        (!h.is_empty()).then_some(())?;
+                        p.parse::<u16>().ok().filter(|p| *p > 0)
+                    });
+                    if port.is_none() {
+                        return Err(err(&key, format!("{s:?} is not \"host:port\"")));
+                    }
+                    Some(s)
+                };
+            }
+            "tls" => {
+                out.tls = match text(v)?.as_str() {
+                    "opportunistic" => OutboundTls::Opportunistic,
+                    "required" => OutboundTls::Required,
+                    "off" => OutboundTls::Off,
+                    other => {
+                        return Err(err(
+                            &key,
+                            format!(
+                                "{other:?}: expected \"opportunistic\", \"required\" or \"off\""
+                            ),
+                        ));
+                    }
+                }
+            }
+            "tls_ca" => out.tls_ca = PathBuf::from(text(v)?),
+            "helo_name" => out.helo_name = text(v)?,
+            "retry_window" => out.retry_window_seconds = duration(v, &key)?,
+            "backoff" => {
+                let arr = v
+                    .as_array()
+                    .ok_or_else(|| err(&key, "expected a list of durations"))?;
+                let mut list = Vec::new();
+                for item in arr {
+                    list.push(duration(item, &key)?.max(1));
+                }
+                if list.is_empty() {
+                    return Err(err(&key, "at least one interval is needed"));
+                }
+                out.backoff_seconds = list;
+            }
+            "timeout" => out.timeout_seconds = duration(v, &key)?.max(1),
+            _ => return Err(err(&key, "unknown key")),
+        }
+    }
+    Ok(())
+}
+
+/// Seconds, as a number or a string with a unit: `90`, `"90s"`, `"30m"`, `"4h"`, `"5d"`.
+fn duration(v: &toml::Value, key: &str) -> Result<u64, ConfigError> {
+    if let Some(n) = v.as_integer() {
+        return u64::try_from(n).map_err(|_| err(key, "expected a non-negative duration"));
+    }
+    let s = v
+        .as_str()
+        .ok_or_else(|| err(key, "expected seconds or a duration like \"5d\""))?;
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(err(key, format!("{s:?}: the unit must be s, m, h or d"))),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| err(key, format!("{s:?} is not a duration")))
+}
+
 fn small(v: &toml::Value, key: &str) -> Result<u32, ConfigError> {
     u32::try_from(int(v, key)?).map_err(|_| err(key, "too large"))
 }
@@ -698,6 +901,30 @@ mod tests {
     }
 
     #[test]
+    fn outbound_is_read() {
+        let c = Config::parse(
+            "[outbound]\nrelay = \"smtp.example.net:25\"\ntls = \"off\"\n\
+             retry_window = \"2d\"\nbackoff = [1, \"2m\"]\n",
+        )
+        .expect("config");
+        assert_eq!(c.outbound.relay.as_deref(), Some("smtp.example.net:25"));
+        assert_eq!(c.outbound.tls, OutboundTls::Off);
+        assert_eq!(c.outbound.retry_window_seconds, 2 * 86_400);
+        assert_eq!(c.outbound.backoff_seconds, vec![1, 120]);
+        let c = Config::parse("[listen]\nlmtp_unix = \"/run/m\"\nlmtp_transport = \"unix\"\n")
+            .expect("config");
+        assert_eq!(
+            c.lmtp_unix_path(1),
+            Some(PathBuf::from("/run/m/shard-1.sock"))
+        );
+        assert_eq!(c.lmtp_transport, LmtpTransport::Unix);
+        assert_eq!(
+            Config::default().lmtp_unix_path(0),
+            Some(PathBuf::from("./msgstore-data/lmtp/shard-0.sock"))
+        );
+    }
+
+    #[test]
     fn errors_name_the_key_in_one_line() {
         let cases = [
             (
@@ -752,6 +979,21 @@ mod tests {
                 "`engine.accept_shards`",
             ),
             ("[store\n", "line 1"),
+            ("[outbound]\nrelay = \"nowhere\"\n", "`outbound.relay`"),
+            ("[outbound]\ntls = \"maybe\"\n", "`outbound.tls`"),
+            (
+                "[outbound]\nretry_window = \"5w\"\n",
+                "`outbound.retry_window`",
+            ),
+            ("[outbound]\nbackoff = []\n", "`outbound.backoff`"),
+            (
+                "[listen]\nlmtp_transport = \"tcp\"\n",
+                "`listen.lmtp_transport`",
+            ),
+            (
+                "[listen]\nlmtp_unix = \"\"\nlmtp_transport = \"unix\"\n",
+                "`listen.lmtp_transport`",
+            ),
         ];
         for (text, want) in cases {
             let e = Config::parse(text).expect_err(text).to_string();

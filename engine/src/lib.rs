@@ -18,6 +18,7 @@ pub mod limits;
 pub mod listener;
 pub mod mail;
 pub mod mesh;
+pub mod outbound;
 pub mod runtime;
 pub mod services;
 pub mod shard;

@@ -177,7 +177,16 @@ async fn run_shard(
         }
     };
     let admin_path = shared.config.admin_socket();
+    let queue = match crate::outbound::Queue::open(&shared.config, id, count) {
+        Ok(q) => Rc::new(q),
+        Err(e) => {
+            let _ = events.send(Event::Failed(id, format!("outbound queue: {e:#}")));
+            return;
+        }
+    };
     let shard = Rc::new(Shard::new(id, count, cpu, shared, mail, mesh));
+    let _ = shard.outbound.set(queue.clone());
+    let runner = glommio::spawn_local(queue.run(shard.clone()));
     let committer =
         glommio::spawn_local(shard.mail.clone().run_committer(shard.shutdown.clone(), id));
     for rx in receivers {
@@ -223,6 +232,8 @@ async fn run_shard(
     while shard.session_count() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
+    // An attempt cut short is sent again after the restart (at least once).
+    runner.cancel().await;
     // What the sessions staged is made durable before the shard ends.
     committer.await;
 }

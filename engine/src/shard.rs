@@ -60,6 +60,8 @@ pub struct Shard {
     pub login: Arc<LoginSecrets>,
     /// Recent successful logins of accounts owned here (Dovecot's auth cache).
     auth_cache: RefCell<HashMap<Address, CachedLogin, ahash::RandomState>>,
+    /// This shard's outbound queue (set at start, see `crate::outbound`).
+    pub outbound: std::cell::OnceCell<Rc<crate::outbound::Queue>>,
 }
 
 /// Holds a user's POP3 maildrop lock while it lives.
@@ -241,6 +243,7 @@ impl Shard {
             hasher,
             login,
             auth_cache: RefCell::new(HashMap::default()),
+            outbound: std::cell::OnceCell::new(),
             config,
         }
     }
@@ -349,6 +352,12 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
                 },
             })
         }
+        Request::Admin(req) if req.is_queue() => Response::Admin(match shard.outbound.get() {
+            Some(q) => q.clone().admin(req).await,
+            None => AdminResponse::Error {
+                message: format!("shard {} has no outbound queue", shard.id),
+            },
+        }),
         Request::Admin(req) => {
             let store = shard.store.clone();
             let address = req.address().and_then(|a| Address::parse(a).ok());

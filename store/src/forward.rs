@@ -200,6 +200,10 @@ impl Forward {
 pub struct Resolution {
     /// Local accounts to deliver to (canonical, no `+detail`), first-seen order, no repeats.
     pub local: Vec<Address>,
+    /// The same local deliveries with the `+detail` the forward entry named
+    /// (`bob+lists@example.com` files into bob's folder `lists`); `None` for the
+    /// address itself (keep-copy) and targets without one. No repeats of a pair.
+    pub local_targets: Vec<(Address, Option<String>)>,
     /// External addresses for the outbound queue, as given in the entries, no repeats.
     pub external: Vec<String>,
     /// A loop (a→b→a), a chain past `FORWARD_HOPS_MAX` hops or a fan-out past
@@ -453,7 +457,7 @@ impl Walk<'_> {
             return Ok(());
         }
         if forward.keep_copy && (self.is_local)(canonical) {
-            self.add_local(canonical);
+            self.add_local(canonical, None);
         }
         path.push(canonical.clone());
         for target in &forward.targets {
@@ -465,15 +469,22 @@ impl Walk<'_> {
 
     fn destination(&mut self, canonical: &Address, text: &str) {
         if (self.is_local)(canonical) {
-            self.add_local(canonical);
+            let detail = Address::parse_recipient(text)
+                .ok()
+                .and_then(|(_, detail)| detail);
+            self.add_local(canonical, detail);
         } else if self.seen_external.insert(text.to_ascii_lowercase()) {
             self.resolution.external.push(text.to_owned());
         }
     }
 
-    fn add_local(&mut self, addr: &Address) {
+    fn add_local(&mut self, addr: &Address, detail: Option<String>) {
         if !self.resolution.local.contains(addr) {
             self.resolution.local.push(addr.clone());
+        }
+        let pair = (addr.clone(), detail);
+        if !self.resolution.local_targets.contains(&pair) {
+            self.resolution.local_targets.push(pair);
         }
     }
 
@@ -639,6 +650,30 @@ mod tests {
         let r = resolve(&store, &addr("a@example.com"), |_| false)?;
         assert!(r.local.is_empty());
         assert_eq!(r.external, ["x@example.net"]);
+        Ok(())
+    }
+
+    #[test]
+    fn local_targets_keep_their_detail() -> Result<()> {
+        let (_dir, store) = store()?;
+        store.set_forward(
+            &addr("list@example.com"),
+            &["Bob+Lists@example.com", "carol@example.com"],
+            true,
+        )?;
+        let r = resolve(&store, &addr("list@example.com"), local_domain)?;
+        assert_eq!(
+            r.local,
+            locals(&["list@example.com", "bob@example.com", "carol@example.com"])
+        );
+        assert_eq!(
+            r.local_targets,
+            vec![
+                (addr("list@example.com"), None),
+                (addr("bob@example.com"), Some("Lists".to_owned())),
+                (addr("carol@example.com"), None),
+            ]
+        );
         Ok(())
     }
 

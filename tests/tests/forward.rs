@@ -129,3 +129,47 @@ l.quit()
     assert!(!gone.status.success());
     server.stop();
 }
+
+#[test]
+fn a_forward_to_a_subaddress_files_into_that_folder() {
+    let site = Site::new(Options::default());
+    site.cli_ok(
+        &["account", "add", "bob@example.com", "--password-stdin"],
+        Some("pw\n"),
+    );
+    site.cli_ok(
+        &[
+            "forward",
+            "add",
+            "list@example.com",
+            "bob+lists@example.com",
+        ],
+        None,
+    );
+    let server = site.start();
+    let out = python(
+        r#"
+import imaplib, smtplib, sys
+imap_port, lmtp_port = int(sys.argv[1]), int(sys.argv[2])
+m = imaplib.IMAP4('127.0.0.1', imap_port)
+m.login('bob@example.com', 'pw')
+assert m.create('Lists')[0] == 'OK'
+l = smtplib.LMTP('127.0.0.1', lmtp_port)
+l.sendmail('s@example.org', ['list@example.com'], b'Subject: to the list\r\n\r\nhi\r\n')
+l.sendmail('s@example.org', ['bob+nosuchfolder@example.com'], b'Subject: direct\r\n\r\nhi\r\n')
+l.quit()
+for box in ['Lists', 'INBOX']:
+    typ, data = m.select(box)
+    typ, subj = m.fetch('1:*', '(BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
+    subjects = [p[1].decode().strip() for p in subj if isinstance(p, tuple)]
+    print(box, data[0].decode(), subjects)
+m.logout()
+"#,
+        &[&site.ports.imap.to_string(), &site.ports.lmtp.to_string()],
+    );
+    assert_eq!(
+        out,
+        "Lists 1 ['Subject: to the list']\nINBOX 1 ['Subject: direct']\n"
+    );
+    server.stop();
+}

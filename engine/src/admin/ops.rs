@@ -133,6 +133,12 @@ fn run(store: &Store, req: AdminRequest) -> Result<AdminResponse, StoreError> {
                 .map(|(a, f)| forward_view(a, f))
                 .collect(),
         },
+        AdminRequest::QueueList | AdminRequest::QueueFlush | AdminRequest::QueueDel { .. } => {
+            // Offline only: the CLI calls `outbound::queue_op_offline` with the config.
+            AdminResponse::Error {
+                message: "the queue is handled with the configuration".into(),
+            }
+        }
         AdminRequest::Stats | AdminRequest::Who => AdminResponse::Error {
             message: "the server is not running".into(),
         },

@@ -51,6 +51,14 @@ pub enum AdminRequest {
     ForwardList {
         address: Option<String>,
     },
+    /// The outbound queue: every entry of every spool.
+    QueueList,
+    /// Make every waiting entry due now and wake the runners.
+    QueueFlush,
+    /// Remove an entry (no bounce).
+    QueueDel {
+        id: String,
+    },
 }
 
 impl AdminRequest {
@@ -65,8 +73,23 @@ impl AdminRequest {
             | AdminRequest::ForwardAdd { address, .. }
             | AdminRequest::ForwardDel { address } => Some(address),
             AdminRequest::ForwardList { address } => address.as_deref(),
-            AdminRequest::AccountList | AdminRequest::Stats | AdminRequest::Who => None,
+            AdminRequest::AccountList
+            | AdminRequest::Stats
+            | AdminRequest::Who
+            | AdminRequest::QueueList
+            | AdminRequest::QueueFlush
+            | AdminRequest::QueueDel { .. } => None,
         }
+    }
+}
+
+impl AdminRequest {
+    /// A request about the outbound queue (each shard answers for its spools).
+    pub fn is_queue(&self) -> bool {
+        matches!(
+            self,
+            AdminRequest::QueueList | AdminRequest::QueueFlush | AdminRequest::QueueDel { .. }
+        )
     }
 }
 
@@ -75,12 +98,29 @@ impl AdminRequest {
 pub enum AdminResponse {
     Done,
     Account(AccountView),
-    Accounts { addresses: Vec<String> },
-    Stats { shards: Vec<ShardStats> },
-    Who { sessions: Vec<SessionView> },
+    Accounts {
+        addresses: Vec<String>,
+    },
+    Stats {
+        shards: Vec<ShardStats>,
+    },
+    Who {
+        sessions: Vec<SessionView>,
+    },
     Reconstructed(ReconstructView),
-    Forwards { entries: Vec<ForwardView> },
-    Error { message: String },
+    Forwards {
+        entries: Vec<ForwardView>,
+    },
+    Queue {
+        entries: Vec<QueueView>,
+    },
+    /// How many queue entries a flush made due.
+    Flushed {
+        count: usize,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +145,28 @@ pub struct ForwardView {
     pub address: String,
     pub targets: Vec<String>,
     pub keep_copy: bool,
+}
+
+/// One outbound queue entry, as `msgstore queue list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueView {
+    pub id: String,
+    /// Empty for the null sender.
+    pub mail_from: String,
+    pub created_unix: u64,
+    pub attempts: u32,
+    pub next_attempt_unix: u64,
+    pub bytes: u64,
+    pub recipients: Vec<QueueRecipientView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueRecipientView {
+    pub address: String,
+    /// pending, delivered or failed.
+    pub state: String,
+    /// The relay's last answer, or what went wrong.
+    pub diagnostic: String,
 }
 
 /// What a reconstruct found and did for one account.

@@ -67,6 +67,33 @@ async fn serve(shard: Rc<Shard>, mut stream: UnixStream) {
     let _ = stream.close().await;
 }
 
+/// Queue requests go to every shard (each runs its own spools); the answers merge.
+async fn queue(shard: &Rc<Shard>, req: AdminRequest) -> AdminResponse {
+    let mut entries = Vec::new();
+    let mut flushed = 0;
+    let mut deleted = false;
+    let mut last_error = None;
+    for s in 0..shard.count {
+        match shard.call(s, Request::Admin(req.clone())).await {
+            Ok(Response::Admin(AdminResponse::Queue { entries: mut e })) => entries.append(&mut e),
+            Ok(Response::Admin(AdminResponse::Flushed { count })) => flushed += count,
+            Ok(Response::Admin(AdminResponse::Done)) => deleted = true,
+            Ok(Response::Admin(AdminResponse::Error { message })) => last_error = Some(message),
+            Ok(_) => return error("unexpected answer from a shard".into()),
+            Err(e) => return error(e.to_string()),
+        }
+    }
+    match req {
+        AdminRequest::QueueList => {
+            entries.sort_by(|a, b| (a.created_unix, &a.id).cmp(&(b.created_unix, &b.id)));
+            AdminResponse::Queue { entries }
+        }
+        AdminRequest::QueueFlush => AdminResponse::Flushed { count: flushed },
+        _ if deleted => AdminResponse::Done,
+        _ => error(last_error.unwrap_or_else(|| "no such queue entry".into())),
+    }
+}
+
 fn error(message: String) -> AdminResponse {
     AdminResponse::Error { message }
 }
@@ -78,6 +105,9 @@ async fn route(shard: &Rc<Shard>, req: AdminRequest) -> AdminResponse {
         return glommio::executor()
             .spawn_blocking(move || crate::admin::ops::execute(&store, req))
             .await;
+    }
+    if req.is_queue() {
+        return queue(shard, req).await;
     }
     if let Some(address) = req.address() {
         let owner = match Address::parse(address) {

@@ -3,6 +3,13 @@
 //! over-quota recipients are refused before the message is sent; after the data,
 //! each owning shard gets the message once with its recipients, stores it with one
 //! group commit, and only then is each recipient answered.
+//!
+//! The same session runs on the shared TCP port, on each shard's own TCP port
+//! (`lmtp + 1 + shard`) and on each shard's unix socket (`listen.lmtp_unix`,
+//! `shard-N.sock`). On a shard's own socket a recipient of another shard is not
+//! refused: like the shared port, it is validated and delivered by its owner over
+//! the mesh (DESIGN §2: an MTA that got the hash right pays no hop; one that did
+//! not — a stale shard count, a forward to another shard's user — still delivers).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,20 +17,32 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use glommio::net::TcpStream;
+use futures::future::{Either, select};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::net::{TcpStream, UnixStream};
 use protocols::lmtp::{LmtpConfig, LmtpEvent, LmtpSession, RecipientCheck, Reply};
 use store::Address;
 
 use crate::config::Service;
-use crate::conn::Conn;
 use crate::limits::{LMTP_IDLE_SECONDS, READ_CHUNK_BYTES};
 use crate::mesh::{DeliveryResult, Request, Response};
-use crate::services::{Goodbyes, next_input};
 use crate::shard::Shard;
 
+/// A client on TCP (the shared port or the shard's own).
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     let _guard = shard.register_session(Service::Lmtp, peer, None);
-    let mut conn = Conn::plain(stream);
+    session(&shard, stream).await;
+}
+
+/// A client on the shard's unix socket (shown with the unspecified address).
+pub async fn serve_unix(shard: Rc<Shard>, stream: UnixStream) {
+    let peer = SocketAddr::from(([0, 0, 0, 0], 0));
+    let _guard = shard.register_session(Service::Lmtp, peer, None);
+    session(&shard, stream).await;
+}
+
+/// LMTP never runs TLS, so the session works on the bare stream, TCP or unix.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(shard: &Rc<Shard>, mut conn: S) {
     let mut session = LmtpSession::new(LmtpConfig {
         server_name: "msgstore".into(),
         ..LmtpConfig::default()
@@ -39,7 +58,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
         if let Some(event) = session.poll_event() {
             match event {
                 LmtpEvent::ValidateRecipient { address, mail_size } => {
-                    let check = validate(&shard, &address, mail_size).await;
+                    let check = validate(shard, &address, mail_size).await;
                     session.recipient_checked(check);
                 }
                 LmtpEvent::Data { bytes } => message.extend_from_slice(&bytes),
@@ -50,13 +69,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
                     ..
                 } => {
                     let body = std::mem::take(&mut message);
-                    let replies = deliver(&shard, &mail_from, &recipients, body).await;
+                    let replies = deliver(shard, &mail_from, &recipients, body).await;
                     for (i, reply) in replies.into_iter().enumerate() {
                         session.recipient_result(i, reply);
                     }
                 }
                 LmtpEvent::Close => {
-                    conn.close().await;
+                    let _ = conn.close().await;
                     return;
                 }
             }
@@ -64,16 +83,36 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
         }
         let room = session.input_room().clamp(1, buf.len());
         let idle = Duration::from_secs(LMTP_IDLE_SECONDS);
-        const BYE: Goodbyes = Goodbyes {
-            stopping: b"421 4.3.2 Server shutting down\r\n",
-            idle: b"421 4.4.2 Idle for too long\r\n",
-        };
         // A connection that ends mid-message delivers nothing.
-        let Some(n) = next_input(&shard, &mut conn, &mut buf[..room], idle, &BYE).await else {
-            conn.close().await;
-            return;
+        let got = {
+            let read = std::pin::pin!(conn.read(&mut buf[..room]));
+            let timer = std::pin::pin!(glommio::timer::sleep(idle));
+            let stop = std::pin::pin!(select(shard.shutdown.wait(), timer));
+            match select(read, stop).await {
+                Either::Left((Ok(n), _)) => Ok(n),
+                Either::Left((Err(_), _)) => Ok(0),
+                Either::Right((Either::Left(_), _)) => {
+                    Err(&b"421 4.3.2 Server shutting down\r\n"[..])
+                }
+                Either::Right((Either::Right(_), _)) => {
+                    Err(&b"421 4.4.2 Idle for too long\r\n"[..])
+                }
+            }
         };
-        let _ = session.handle_input(&buf[..n]);
+        match got {
+            Ok(0) => {
+                let _ = conn.close().await;
+                return;
+            }
+            Ok(n) => {
+                let _ = session.handle_input(&buf[..n]);
+            }
+            Err(bye) => {
+                let _ = conn.write_all(bye).await;
+                let _ = conn.close().await;
+                return;
+            }
+        }
     }
 }
 
@@ -109,12 +148,13 @@ async fn deliver(
     message.extend_from_slice(mail_from.as_bytes());
     message.extend_from_slice(b">\r\n");
     message.extend_from_slice(&body);
-    drop(body);
     let message = Arc::new(message);
 
     let mut replies: Vec<Option<Reply>> = vec![None; recipients.len()];
     // Where each recipient's copies go, after the forwarding database.
     let mut targets: Vec<(usize, Address, Option<String>)> = Vec::new();
+    // Recipients forwarded outside the store, with their external targets.
+    let mut external: Vec<(usize, Vec<String>)> = Vec::new();
     for (i, r) in recipients.iter().enumerate() {
         let Ok((user, folder)) = Address::parse_recipient(r) else {
             replies[i] = Some(Reply::temporary_failure());
@@ -131,23 +171,65 @@ async fn deliver(
                 replies[i] =
                     Reply::new(554, "5.4.6", &format!("Forwarding loop for <{user}>")).ok();
             }
-            Ok(res) if !res.external.is_empty() => {
-                // The outbound queue is not wired to LMTP yet: defer the whole
-                // recipient (nothing delivered), so the MTA's retry does not duplicate.
+            Ok(res) if !res.external.is_empty() && !relay_configured(shard) => {
+                // Without a relay the mail could not leave: defer the whole recipient
+                // (nothing delivered), so the MTA's retry does not duplicate.
                 tracing::warn!(
-                    "{user}: forwards outside the store ({}), not available yet",
+                    "{user}: forwards outside the store ({}), but no [outbound] relay is set",
                     res.external.join(", ")
                 );
-                replies[i] = Reply::new(451, "4.3.0", "External forwarding not available yet").ok();
+                replies[i] =
+                    Reply::new(451, "4.3.0", "No relay configured for external forwarding").ok();
             }
             Ok(res) => {
-                for local in res.local {
-                    // The +folder applies to the address itself, not to forward targets.
-                    let f = if local == user { folder.clone() } else { None };
+                if !res.external.is_empty() {
+                    external.push((i, res.external));
+                }
+                for (local, detail) in res.local_targets {
+                    // The recipient's own +folder applies to the address itself; a
+                    // forward target files into the +folder its entry names.
+                    let f = if local == user {
+                        folder.clone()
+                    } else {
+                        detail
+                    };
                     targets.push((i, local, f));
                 }
             }
         }
+    }
+    // External targets are queued durably before anything is answered; a recipient
+    // whose copies cannot be queued is deferred and gets no local copy either. (The
+    // other way round — queued, then a local copy fails and the recipient gets a
+    // 4xx — the MTA's retry queues the external copy again: at least once.)
+    if !external.is_empty() {
+        let mut all: Vec<String> = Vec::new();
+        for (_, list) in &external {
+            for t in list {
+                if !all.iter().any(|a| a.eq_ignore_ascii_case(t)) {
+                    all.push(t.clone());
+                }
+            }
+        }
+        let queued = match shard.outbound.get() {
+            Some(q) => q.enqueue(Arc::new(body), mail_from, all).await,
+            None => Err(store::StoreError::InvalidValue {
+                field: "outbound",
+                reason: "no queue on this shard".into(),
+            }),
+        };
+        match queued {
+            Ok(id) => tracing::info!("queued {id} from <{mail_from}> for external forwards"),
+            Err(e) => {
+                tracing::warn!("outbound queue: {e}");
+                for (i, _) in &external {
+                    replies[*i] = Some(Reply::temporary_failure());
+                }
+                targets.retain(|(i, _, _)| replies[*i].is_none());
+            }
+        }
+    } else {
+        drop(body);
     }
     // owner -> (recipient index, address, folder); one copy per address.
     let mut by_owner: BTreeMap<usize, Vec<(usize, Address, Option<String>)>> = BTreeMap::new();
@@ -201,14 +283,27 @@ async fn deliver(
     replies
         .into_iter()
         .zip(outcome)
-        .map(|(reply, result)| match (reply, result) {
+        .enumerate()
+        .map(|(i, (reply, result))| match (reply, result) {
             (Some(r), _) => r,
             (None, Some(DeliveryResult::Stored)) => Reply::delivered(),
             (None, Some(DeliveryResult::OverQuota)) => Reply::mailbox_full(),
-            // No local copy at all (cannot happen for an accepted recipient) or a failure.
-            (None, _) => Reply::temporary_failure(),
+            (None, Some(DeliveryResult::TemporaryFailure(_))) => Reply::temporary_failure(),
+            // Every copy left through the queue (it is durable there).
+            (None, None) if queued_only(&external, i) => Reply::delivered(),
+            // No local copy at all (cannot happen for an accepted recipient).
+            (None, None) => Reply::temporary_failure(),
         })
         .collect()
+}
+
+fn relay_configured(shard: &Shard) -> bool {
+    shard.outbound.get().is_some_and(|q| q.has_relay())
+}
+
+/// Recipient `i` had external targets (and, if we got here, they were queued).
+fn queued_only(external: &[(usize, Vec<String>)], i: usize) -> bool {
+    external.iter().any(|(r, _)| *r == i)
 }
 
 /// Orders results so a recipient's reply is its worst copy's.

@@ -34,6 +34,8 @@ pub enum Listener {
     Shared(Service, TcpListener),
     /// This shard's own LMTP port (`lmtp + 1 + shard`), for MTAs that know the hash.
     ShardLmtp(TcpListener),
+    /// This shard's own unix LMTP socket (`listen.lmtp_unix`/shard-N.sock).
+    ShardLmtpUnix(glommio::net::UnixListener, std::path::PathBuf),
 }
 
 impl Listener {
@@ -41,6 +43,7 @@ impl Listener {
         match self {
             Listener::Shared(s, _) => s.key().to_owned(),
             Listener::ShardLmtp(_) => "lmtp-shard".to_owned(),
+            Listener::ShardLmtpUnix(..) => "lmtp-unix".to_owned(),
         }
     }
 }
@@ -73,7 +76,63 @@ pub fn bind_all(shard: &Shard) -> Result<Vec<Listener>, String> {
             out.push(Listener::ShardLmtp(l));
         }
     }
+    if let Some(path) = cfg.lmtp_unix_path(shard.id) {
+        out.push(bind_lmtp_unix(&path)?);
+    }
     Ok(out)
+}
+
+/// Binds a shard's unix LMTP socket (start-up: blocking file work is fine here).
+/// The socket is made connectable by every local user (the MTA's delivery agent
+/// runs as its own user), as the loopback TCP port is.
+fn bind_lmtp_unix(path: &std::path::Path) -> Result<Listener, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| format!("listen.lmtp_unix {}: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    // Left by a server that died; a live one would hold the store lock.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let l = glommio::net::UnixListener::bind(path).map_err(|e| fail(e.into()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
+    Ok(Listener::ShardLmtpUnix(l, path.to_path_buf()))
+}
+
+/// Accepts on a shard's unix LMTP socket until the shard stops (the file stays;
+/// the next start replaces it).
+async fn accept_unix_loop(
+    shard: Rc<Shard>,
+    l: glommio::net::UnixListener,
+    path: std::path::PathBuf,
+) {
+    loop {
+        let accepted = {
+            let accept = std::pin::pin!(l.accept());
+            let stop = shard.shutdown.wait();
+            match select(accept, stop).await {
+                Either::Left((r, _)) => r,
+                Either::Right(_) => return,
+            }
+        };
+        match accepted {
+            Ok(stream) => {
+                shard.stats.borrow_mut().accepted += 1;
+                if shard.session_count() >= shard.config.limits.connections_per_shard as usize {
+                    shard.stats.borrow_mut().connections_refused += 1;
+                    continue;
+                }
+                glommio::spawn_local(lmtp::serve_unix(shard.clone(), stream)).detach();
+            }
+            Err(e) => {
+                tracing::warn!("shard accept on {}: {e}", path.display());
+                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Shard `id`'s own LMTP address: the shared port + 1 + id (DESIGN §2).
@@ -87,6 +146,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
     let (service, l) = match listener {
         Listener::Shared(s, l) => (s, l),
         Listener::ShardLmtp(l) => (Service::Lmtp, l),
+        Listener::ShardLmtpUnix(l, path) => return accept_unix_loop(shard, l, path).await,
     };
     loop {
         let accepted = {

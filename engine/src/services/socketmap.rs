@@ -13,7 +13,7 @@ use protocols::lmtp::RecipientCheck;
 use protocols::socketmap::{MapName, SocketmapEvent, SocketmapReply, SocketmapSession};
 use store::Address;
 
-use crate::config::Service;
+use crate::config::{LmtpTransport, Service};
 use crate::conn::Conn;
 use crate::limits::{READ_CHUNK_BYTES, SOCKETMAP_IDLE_SECONDS};
 use crate::mesh::{Request, Response};
@@ -64,6 +64,15 @@ async fn lookup(shard: &Rc<Shard>, map: &MapName, key: &str) -> SocketmapReply {
         return SocketmapReply::NotFound;
     };
     match map {
+        MapName::Transport if shard.config.lmtp_transport == LmtpTransport::Unix => {
+            match shard.config.lmtp_unix_path(shard.owner_of(&user)) {
+                Some(path) => match std::path::absolute(&path) {
+                    Ok(p) => SocketmapReply::lmtp_unix(&p.to_string_lossy()),
+                    Err(_) => SocketmapReply::Temp("no path for the owner's LMTP socket".into()),
+                },
+                None => SocketmapReply::Temp("LMTP unix sockets are off".into()),
+            }
+        }
         MapName::Transport => {
             let Some(lmtp) = shard.config.listen_addr(Service::Lmtp) else {
                 return SocketmapReply::Temp("LMTP is not configured".into());
