@@ -48,7 +48,12 @@ impl Mail {
 
     /// Runs `f` on the store. Never hold the borrow across an await.
     pub fn with<R>(&self, f: impl FnOnce(&mut Mailstore) -> R) -> R {
-        f(&mut self.ms.borrow_mut())
+        let mut ms = self.ms.borrow_mut();
+        let r = f(&mut ms);
+        for repair in ms.take_repairs() {
+            tracing::warn!("repaired {repair}");
+        }
+        r
     }
 
     /// Waits until `ticket` is durable and applied; returns its outcome.

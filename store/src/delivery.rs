@@ -33,7 +33,8 @@ use crate::error::{Result, StoreError};
 use crate::journal::record::{FlagMode, Op};
 use crate::journal::{Journal, SyncTarget, shard_dir};
 use crate::limits::{
-    KEYWORD_BYTES_MAX, KEYWORDS_PER_MAILBOX_MAX, MESSAGE_BYTES_MAX, UIDS_PER_RECORD_MAX,
+    KEYWORD_BYTES_MAX, KEYWORDS_PER_MAILBOX_MAX, MESSAGE_BYTES_MAX, MODSEQ_RESERVE_STEP,
+    UID_RESERVE_STEP, UIDS_PER_RECORD_MAX,
 };
 use crate::mailbox::apply::{Outcome as ApplyOutcome, Trees};
 use crate::mailbox::index::SystemFlags;
@@ -144,6 +145,9 @@ struct Pending {
     op: Op,
     cache: Option<Vec<u8>>,
     staged_bytes: u64,
+    /// A bound reservation staged ahead of the ticket's own records: its success is not
+    /// the ticket's outcome (its failure is).
+    silent: bool,
 }
 
 /// What the engine syncs off-thread for a checkpoint: one handle per file system.
@@ -269,7 +273,20 @@ impl Mailstore {
     // ---- staging -------------------------------------------------------------------
 
     fn push(&mut self, ops: Vec<(Op, Option<Vec<u8>>, u64)>) -> Result<Ticket> {
+        self.push_reserved(None, ops)
+    }
+
+    /// Stages `reserve` (a bound reservation, see `reservation`) and then `ops` as one
+    /// ticket.
+    fn push_reserved(
+        &mut self,
+        reserve: Option<Op>,
+        ops: Vec<(Op, Option<Vec<u8>>, u64)>,
+    ) -> Result<Ticket> {
         let id = self.next_ticket;
+        let silent = usize::from(reserve.is_some());
+        let ops = reserve.map(|op| (op, None, 0)).into_iter().chain(ops);
+        let ops: Vec<_> = ops.collect();
         let n = ops.len();
         let mut last_seq = 0;
         for (i, (op, cache, staged_bytes)) in ops.into_iter().enumerate() {
@@ -286,10 +303,44 @@ impl Mailstore {
                 op,
                 cache,
                 staged_bytes,
+                silent: i < silent,
             });
         }
         self.next_ticket += 1;
         Ok(Ticket { id, last_seq })
+    }
+
+    /// The list record that raises mailbox `id`'s UID and modseq bounds over its staged
+    /// counters, when these passed them (see `mailbox::list`). The caller stages it *before*
+    /// the record that uses the new UIDs or modseqs, in the same ticket: the bound is then
+    /// durable whenever they are, and a lost index cannot take UIDNEXT with it.
+    fn reservation(&mut self, user: &Address, id: u32) -> Result<Option<Op>> {
+        let c = *self.trees.counters(user, id)?;
+        let next_seq = self.journal.next_seq();
+        let u = self.trees.user(user)?;
+        let within = u
+            .staged
+            .by_id(id)
+            .is_none_or(|m| c.uid_next <= m.uid_bound && c.modseq <= m.modseq_bound);
+        if within {
+            return Ok(None);
+        }
+        let mut list = u.staged.clone();
+        list.reserve(
+            id,
+            c.uid_next,
+            c.modseq,
+            UID_RESERVE_STEP,
+            MODSEQ_RESERVE_STEP,
+        );
+        list.applied_seq = next_seq;
+        let op = Op::Mailboxes {
+            user: user.clone(),
+            list: list.to_bytes()?,
+            removed: Vec::new(),
+        };
+        u.staged = list;
+        Ok(Some(op))
     }
 
     fn quota_check(&mut self, user: &Address, incoming: u64) -> Result<()> {
@@ -390,7 +441,8 @@ impl Mailstore {
             tz_minutes: date.tz_minutes,
             message,
         };
-        self.push(vec![(op, Some(cache), size)])
+        let reserve = self.reservation(user, entry.id)?;
+        self.push_reserved(reserve, vec![(op, Some(cache), size)])
     }
 
     fn copy_op(
@@ -399,7 +451,7 @@ impl Mailstore {
         source: &str,
         uids: &[u32],
         target: &str,
-    ) -> Result<(Op, u64, u32, Vec<u32>)> {
+    ) -> Result<CopyOp> {
         if uids.len() > UIDS_PER_RECORD_MAX {
             return Err(too_many_uids());
         }
@@ -437,7 +489,14 @@ impl Mailstore {
             modseq,
             uids: pairs,
         };
-        Ok((op, bytes, src.id, wanted))
+        let reserve = self.reservation(user, dst.id)?;
+        Ok(CopyOp {
+            op,
+            bytes,
+            source: src.id,
+            uids: wanted,
+            reserve,
+        })
     }
 
     /// IMAP COPY within the user: the message files are hard-linked, not copied.
@@ -448,8 +507,8 @@ impl Mailstore {
         uids: &[u32],
         target: &str,
     ) -> Result<Ticket> {
-        let (op, bytes, _, _) = self.copy_op(user, source, uids, target)?;
-        self.push(vec![(op, None, bytes)])
+        let c = self.copy_op(user, source, uids, target)?;
+        self.push_reserved(c.reserve, vec![(c.op, None, c.bytes)])
     }
 
     /// IMAP MOVE: a copy and an expunge of the source, flushed together.
@@ -460,7 +519,13 @@ impl Mailstore {
         uids: &[u32],
         target: &str,
     ) -> Result<Ticket> {
-        let (op, bytes, src_id, wanted) = self.copy_op(user, source, uids, target)?;
+        let CopyOp {
+            op,
+            bytes,
+            source: src_id,
+            uids: wanted,
+            reserve,
+        } = self.copy_op(user, source, uids, target)?;
         let c = self.trees.counters(user, src_id)?;
         c.modseq += 1;
         let expunge = Op::Expunge {
@@ -469,7 +534,13 @@ impl Mailstore {
             modseq: c.modseq,
             uids: wanted,
         };
-        self.push(vec![(op, None, bytes), (expunge, None, 0)])
+        // One reservation record carries the whole staged list: the target's bounds (already
+        // in `staged`) and the source's.
+        let reserve = match self.reservation(user, src_id)? {
+            Some(both) => Some(both),
+            None => reserve,
+        };
+        self.push_reserved(reserve, vec![(op, None, bytes), (expunge, None, 0)])
     }
 
     /// IMAP STORE: add, remove or replace flags on `uids`; changed messages get a new modseq.
@@ -497,7 +568,8 @@ impl Mailstore {
             keywords: flags.keywords.clone(),
             uids: uids.to_vec(),
         };
-        self.push(vec![(op, None, 0)])
+        let reserve = self.reservation(user, entry.id)?;
+        self.push_reserved(reserve, vec![(op, None, 0)])
     }
 
     /// IMAP EXPUNGE / UID EXPUNGE, POP3 DELE+QUIT: removes `uids` (the caller picks them,
@@ -515,7 +587,8 @@ impl Mailstore {
             modseq: c.modseq,
             uids: uids.to_vec(),
         };
-        self.push(vec![(op, None, 0)])
+        let reserve = self.reservation(user, entry.id)?;
+        self.push_reserved(reserve, vec![(op, None, 0)])
     }
 
     fn stage_list(
@@ -620,11 +693,14 @@ impl Mailstore {
                 }
             }
             let merged = match (self.results.remove(&p.ticket), result) {
-                (Some(Err(e)), _) => Err(e),
-                (Some(Ok(first)), Ok(_)) => Ok(first),
-                (_, r) => r,
+                (Some(Err(e)), _) => Some(Err(e)),
+                (Some(Ok(first)), Ok(_)) => Some(Ok(first)),
+                (None, Ok(_)) if p.silent => None,
+                (_, r) => Some(r),
             };
-            self.results.insert(p.ticket, merged);
+            if let Some(merged) = merged {
+                self.results.insert(p.ticket, merged);
+            }
             if p.last {
                 done.push(p.ticket);
             }
@@ -768,10 +844,26 @@ impl Mailstore {
         report
     }
 
+    /// Repairs done since the last call (a damaged index salvaged when a mailbox was
+    /// opened), as "what: old -> new" lines for the log.
+    pub fn take_repairs(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.trees.repairs)
+    }
+
     /// Journal bytes in the current segment (metrics).
     pub fn journal_bytes(&self) -> u64 {
         self.journal.current_bytes()
     }
+}
+
+/// A staged COPY: its record, the bytes it adds, the source mailbox id and UIDs copied,
+/// and the bound reservation to stage before it.
+struct CopyOp {
+    op: Op,
+    bytes: u64,
+    source: u32,
+    uids: Vec<u32>,
+    reserve: Option<Op>,
 }
 
 fn too_many_uids() -> StoreError {

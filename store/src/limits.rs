@@ -60,6 +60,12 @@ pub const CACHE_RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const CHANGES_PER_MAILBOX_MAX: usize = 4096;
 /// Users whose mailbox list and indexes a shard keeps loaded; older ones are dropped.
 pub const USERS_CACHED_MAX: usize = 4096;
+/// UIDs reserved at a time in the mailbox list (`mailbox::list`, `uid_bound`): one list
+/// write per this many deliveries to a mailbox, and at most this many UIDs skipped when a
+/// lost index is rebuilt.
+pub const UID_RESERVE_STEP: u32 = 1024;
+/// Modseqs reserved at a time in the mailbox list (`modseq_bound`), for the same reason.
+pub const MODSEQ_RESERVE_STEP: u64 = 4096;
 
 // --- forwarding database, outbound queue (issue 4) ---
 

@@ -112,8 +112,36 @@ fn lost_indexes_and_caches_come_back() -> Result<()> {
             .collect::<Vec<_>>()
     );
     assert_eq!(after[0].3, vec![1, 2, 3, 4]);
-    // UIDNEXT was only in the lost index: a new UIDVALIDITY tells clients to resync.
-    assert_ne!(after[0].1, before[0].1);
+    // The mailbox list's bounds outlive the index: UIDVALIDITY is kept, and UIDNEXT does
+    // not go back below the expunged UID 5 (so no UID is ever reused under it), nor does
+    // HIGHESTMODSEQ.
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a.1, b.1, "{} UIDVALIDITY kept", a.0);
+        assert!(a.2 >= b.2, "{} UIDNEXT {} went back from {}", a.0, a.2, b.2);
+    }
+    assert!(
+        !report.repairs.iter().any(|r| r.contains("uidvalidity")),
+        "{:?}",
+        report.repairs
+    );
+    let t = ms.stage_deliver(
+        &user,
+        None,
+        b"Subject: new\r\n\r\n",
+        &Flags::default(),
+        InternalDate::now(),
+    )?;
+    while let Some(s) = ms.sync_target()? {
+        io(s.run(), "sync")?;
+        ms.synced(&s);
+    }
+    match ms.complete(&t) {
+        Some(Ok(store::delivery::Outcome::Delivered { uid, uidvalidity })) => {
+            assert!(uid >= before[0].2, "new UID {uid} reuses an old one");
+            assert_eq!(uidvalidity, before[0].1);
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(
         report
             .repairs
@@ -137,10 +165,24 @@ fn flipped_index_bytes_are_detected_and_rebuilt_keeping_flags() -> Result<()> {
     b[at] ^= 0xff;
     io(fs::write(&index, &b), &index)?;
     let (mut ms, _) = Mailstore::open(store.clone(), 0)?;
-    assert!(matches!(
-        ms.open_mailbox(&user, "INBOX"),
-        Err(StoreError::NeedsReconstruct { .. })
-    ));
+    // Opening salvages the index: the damaged record is rebuilt from its message file,
+    // every other record (with its flags) is kept, and the repair is reported.
+    let salvaged = snapshot(&mut ms, &user)?;
+    assert_eq!(salvaged, before);
+    let repairs = ms.take_repairs();
+    assert!(
+        repairs
+            .iter()
+            .any(|r| r.ends_with("record 0: damaged -> dropped"))
+            && repairs
+                .iter()
+                .any(|r| r.ends_with("mail/1/1 record: missing -> adopted from the message file")),
+        "{repairs:?}"
+    );
+    // Damage it again and run reconstruct: same answer.
+    drop(ms);
+    io(fs::write(&index, &b), &index)?;
+    let (mut ms, _) = Mailstore::open(store.clone(), 0)?;
     let report = ms.reconstruct_user(&user, |_| {})?;
     assert!(
         report.repairs.iter().any(|r| r.starts_with("INBOX index:")),

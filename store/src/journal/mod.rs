@@ -59,8 +59,11 @@
 //!    lower modseq, an expunge is a set, a mailbox-list record carries the whole new list and
 //!    is skipped when the file already reflects a later sequence number, and usage counts
 //!    remember the last sequence number they include. Index writes are sector-sized and
-//!    aligned, so each is old or new; a torn index tail is cut by `Index::open_recover`
-//!    and re-appended by replay.
+//!    aligned, so each is old or new; `Index::salvage` keeps every intact record, cuts a
+//!    torn tail (re-appended by replay) and leaves holes where records were damaged (replay
+//!    re-inserts the ones it has, message files are adopted for the rest). UIDNEXT and
+//!    HIGHESTMODSEQ have durable bounds in the mailbox list, raised by a list record staged
+//!    before the first record that passes them (see `mailbox::list`).
 //! 4. Replay ends with a checkpoint done in place (syncfs of every root, a new durable
 //!    segment, then the old segments deleted), so a crash during recovery just recovers
 //!    again.

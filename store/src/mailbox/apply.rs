@@ -15,7 +15,7 @@ use crate::journal::record::{FlagMode, Op};
 use crate::limits::{KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_FILE_BYTES_MAX};
 use crate::mailbox::cache::CACHE_FILE;
 use crate::mailbox::cache::{Cache, CacheRef, read_entry};
-use crate::mailbox::index::{INDEX_FILE, Index, MODSEQ_INITIAL, Record, SystemFlags};
+use crate::mailbox::index::{Fallback, INDEX_FILE, Index, MODSEQ_INITIAL, Record, SystemFlags};
 use crate::mailbox::list::{MAILBOXES_FILE, MailboxList};
 use crate::mailbox::view::MailboxView;
 use crate::mailbox::{MAIL_DIR, mailbox_dir};
@@ -252,8 +252,8 @@ impl Trees {
     /// The loaded box of an applied mailbox, creating its folder and index on first use.
     fn open_box(&mut self, addr: &Address, id: u32) -> Result<&mut OpenBox> {
         let recovering = self.recovering;
-        let user = self.user(addr)?;
-        if !user.boxes.contains_key(&id) {
+        if !self.user(addr)?.boxes.contains_key(&id) {
+            let user = self.user(addr)?;
             let entry = user
                 .list
                 .by_id(id)
@@ -263,32 +263,68 @@ impl Trees {
                 })?;
             let dir = mailbox_dir(&user.dir, id);
             let path = dir.join(INDEX_FILE);
+            let mut repairs = Vec::new();
+            let mut adopt_below = None;
             let index = if path.exists() {
-                let ix = if recovering {
-                    Index::open_recover(&path)
+                let strict = if recovering {
+                    None
                 } else {
-                    Index::open(&path)
+                    Some(Index::open(&path))
                 };
-                let ix = ix.map_err(|e| needs_reconstruct(addr, &entry.name, e.to_string()))?;
-                let h = ix.header();
-                if !recovering && (h.mailbox_id != id || h.uidvalidity != entry.uidvalidity) {
-                    return Err(needs_reconstruct(
-                        addr,
-                        &entry.name,
-                        "index belongs to another mailbox",
-                    ));
+                match strict {
+                    Some(Ok(ix)) => ix,
+                    Some(Err(e)) if !matches!(e, StoreError::Corrupt { .. }) => return Err(e),
+                    _ => {
+                        // Damaged (or after a crash): keep every intact record, rebuild the
+                        // rest from the message files below.
+                        let fallback = Fallback {
+                            mailbox_id: id,
+                            uidvalidity: entry.uidvalidity,
+                            uid_bound: entry.uid_bound,
+                            modseq_bound: entry.modseq_bound,
+                        };
+                        let s = Index::salvage(&path, Some(fallback))
+                            .map_err(|e| needs_reconstruct(addr, &entry.name, e.to_string()))?;
+                        repairs = s.repairs;
+                        if s.holes || !recovering {
+                            // In replay, records after the last intact one come back from
+                            // the journal (with their flags); only holes are adopted.
+                            adopt_below = Some(if recovering {
+                                s.index.records().last().map_or(0, |r| r.uid)
+                            } else {
+                                u32::MAX
+                            });
+                        }
+                        s.index
+                    }
                 }
-                ix
             } else if has_message_files(&dir) {
                 return Err(needs_reconstruct(addr, &entry.name, "index missing"));
             } else {
                 fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
                 Index::create(&path, id, entry.uidvalidity)?
             };
+            let h = index.header();
+            if h.mailbox_id != id || h.uidvalidity != entry.uidvalidity {
+                return Err(needs_reconstruct(
+                    addr,
+                    &entry.name,
+                    format!(
+                        "index belongs to mailbox {} UIDVALIDITY {}",
+                        h.mailbox_id, h.uidvalidity
+                    ),
+                ));
+            }
             let cache = Cache::open(&dir.join(CACHE_FILE))?;
-            user.boxes.insert(id, OpenBox { index, cache });
+            let mut b = OpenBox { index, cache };
+            if let Some(below) = adopt_below {
+                adopt_orphans(&dir, &mut b, below, &mut repairs)?;
+            }
+            self.repairs.append(&mut repairs);
+            self.user(addr)?.boxes.insert(id, b);
         }
-        user.boxes
+        self.user(addr)?
+            .boxes
             .get_mut(&id)
             .ok_or_else(|| StoreError::NoSuchMailbox {
                 name: format!("#{id}"),
@@ -488,9 +524,12 @@ impl Trees {
         let path = mailbox_dir(&user_dir, id).join(rec.uid.to_string());
         let b = self.open_box(addr, id)?;
         let uidvalidity = b.index.header().uidvalidity;
-        if rec.uid < b.index.uidnext() {
+        let found = b.index.find(rec.uid);
+        // Below UIDNEXT without a record: a replayed delivery whose record was lost (a torn
+        // or damaged index); it is written again below, into its place.
+        if rec.uid < b.index.uidnext() && (found.is_some() || !recovering) {
             // Replay of a delivery that reached the index: repair what did not reach disk.
-            if let Some(pos) = b.index.find(rec.uid) {
+            if let Some(pos) = found {
                 let mut have = b.index.records()[pos];
                 if !have.expunged && recovering {
                     repair_message(&path, message, &mut self.repairs)?;
@@ -538,7 +577,7 @@ impl Trees {
             rec.cache_offset = at.offset;
             rec.cache_len = at.len;
             rec.cache_crc = at.crc;
-            b.index.append(rec)
+            b.index.insert(rec)
         });
         if let Err(e) = appended {
             let _ = fs::remove_file(&path);
@@ -619,8 +658,9 @@ impl Trees {
             let names = keyword_names.get(&su).cloned().unwrap_or_default();
             let bits = self.keyword_bits(addr, target, &names, true)?;
             let tb = self.open_box(addr, target)?;
-            if tu < tb.index.uidnext() {
-                if recovering && let Some(pos) = tb.index.find(tu) {
+            let found = tb.index.find(tu);
+            if tu < tb.index.uidnext() && (found.is_some() || !recovering) {
+                if recovering && let Some(pos) = found {
                     let mut have = tb.index.records()[pos];
                     if !to.exists() {
                         link_or_copy(&from, &to)?;
@@ -673,7 +713,7 @@ impl Trees {
                 expunged: false,
                 ..src
             };
-            tb.index.append(rec)?;
+            tb.index.insert(rec)?;
             added.0 += rec.size;
             added.1 += 1;
             self.notifier.publish(
@@ -882,6 +922,60 @@ impl Trees {
             },
         )
     }
+}
+
+/// Gives a record to every message file of `dir` below UID `below` that has none (its
+/// record was damaged and dropped by `Index::salvage`): flags are lost, the cache is
+/// recomputed, and the modseq is new so CONDSTORE clients refetch.
+fn adopt_orphans(dir: &Path, b: &mut OpenBox, below: u32, repairs: &mut Vec<String>) -> Result<()> {
+    let mut uids: Vec<u32> = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+        let e = e.map_err(|e| StoreError::io(dir, e))?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.is_empty() || !name.bytes().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(uid) = name.parse::<u32>()
+            && uid != 0
+            && uid < below
+            && b.index.find(uid).is_none()
+        {
+            uids.push(uid);
+        }
+    }
+    if uids.is_empty() {
+        return Ok(());
+    }
+    uids.sort_unstable();
+    let first_modseq = b.index.header().highest_modseq + 1;
+    let mut records = b.index.records().as_ref().clone();
+    for (modseq, uid) in (first_modseq..).zip(uids) {
+        let path = dir.join(uid.to_string());
+        let message = read_bounded(&path, crate::limits::MESSAGE_BYTES_MAX)?;
+        let at = b.cache.append(&crate::delivery::cache_record(&message))?;
+        let mtime = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        records.push(Record {
+            uid,
+            modseq,
+            internaldate: mtime,
+            size: message.len() as u64,
+            cache_offset: at.offset,
+            cache_len: at.len,
+            cache_crc: at.crc,
+            ..Record::default()
+        });
+        repairs.push(format!(
+            "{} record: missing -> adopted from the message file",
+            path.display()
+        ));
+    }
+    records.sort_by_key(|r| r.uid);
+    b.index.rewrite(records)
 }
 
 /// Writes the message file again when it is missing or has the wrong size.
