@@ -823,25 +823,42 @@ impl Mailstore {
         }
     }
 
-    /// Online reconstruct on the owning shard (see `reconstruct`): refused while the user
-    /// has staged changes; the user's cached state is dropped before and after.
+    /// Online reconstruct, all on the calling thread (see `begin_reconstruct` for the
+    /// engine's way, which keeps the shard serving).
     pub fn reconstruct_user(
         &mut self,
         user: &Address,
         progress: impl FnMut(crate::reconstruct::Progress),
     ) -> Result<crate::reconstruct::Report> {
-        if !self.forget_user(user) {
+        let seq = self.begin_reconstruct(user)?;
+        let report =
+            crate::reconstruct::reconstruct_user_at(&self.trees.store, user, Some(seq), progress);
+        self.end_reconstruct(user);
+        report
+    }
+
+    /// Starts an online reconstruct of `user`: refused while the user has staged changes
+    /// (or is being reconstructed already); otherwise the user's cached state is dropped and
+    /// every access to the user is refused (`MailboxNotAllowed`, "retry") until
+    /// `end_reconstruct`. Returns the journal sequence number to give
+    /// `reconstruct::reconstruct_user_at`, which the caller runs on a helper thread: it
+    /// touches only this user's tree, which nothing on the shard touches meanwhile.
+    pub fn begin_reconstruct(&mut self, user: &Address) -> Result<u64> {
+        if self.trees.busy.contains(user) || !self.forget_user(user) {
             return Err(StoreError::MailboxNotAllowed {
                 action: "reconstruct",
                 name: user.to_string(),
-                reason: "changes are waiting for the journal; retry",
+                reason: "changes are waiting for the journal or a reconstruct runs; retry",
             });
         }
-        let seq = self.journal.written_seq();
-        let report =
-            crate::reconstruct::reconstruct_user_at(&self.trees.store, user, Some(seq), progress);
-        self.forget_user(user);
-        report
+        self.trees.busy.insert(user.clone());
+        Ok(self.journal.written_seq())
+    }
+
+    /// Ends an online reconstruct: the user is served again, from the rebuilt files.
+    pub fn end_reconstruct(&mut self, user: &Address) {
+        self.trees.busy.remove(user);
+        self.trees.users.remove(user);
     }
 
     /// Repairs done since the last call (a damaged index salvaged when a mailbox was

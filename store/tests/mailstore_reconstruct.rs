@@ -276,3 +276,60 @@ fn restored_folder_and_lost_list_are_reintegrated() -> Result<()> {
     drop(d);
     Ok(())
 }
+
+/// While a user is reconstructed off the shard thread, the user is refused ("retry") and
+/// every other user is served; afterwards the user is served from the rebuilt files.
+#[test]
+fn a_user_under_reconstruct_is_refused_others_are_served() -> Result<()> {
+    let (_d, store, user, mut ms) = setup()?;
+    let other = Address::parse("other@example.com")?;
+    store.create_account(NewAccount {
+        address: other.clone(),
+        name: String::new(),
+        quota_bytes: 0,
+        flags: UsageFlags::default_new(),
+        password_hash: None,
+    })?;
+    let seq = ms.begin_reconstruct(&user)?;
+    assert!(ms.begin_reconstruct(&user).is_err(), "one at a time");
+    let refused = ms.stage_deliver(
+        &user,
+        None,
+        b"x\r\n",
+        &Flags::default(),
+        InternalDate::now(),
+    );
+    assert!(
+        matches!(refused, Err(StoreError::MailboxNotAllowed { .. })),
+        "{refused:?}"
+    );
+    assert!(ms.open_mailbox(&user, "INBOX").is_err());
+    // What the engine runs on a thread of its own.
+    let worker = {
+        let store = store.clone();
+        let user = user.clone();
+        std::thread::spawn(move || {
+            store::reconstruct::reconstruct_user_at(&store, &user, Some(seq), |_| {})
+        })
+    };
+    let t = ms.stage_deliver(
+        &other,
+        None,
+        b"Subject: hi\r\n\r\n",
+        &Flags::default(),
+        InternalDate::now(),
+    )?;
+    while let Some(s) = ms.sync_target()? {
+        io(s.run(), "sync")?;
+        ms.synced(&s);
+    }
+    assert!(matches!(ms.complete(&t), Some(Ok(_))));
+    assert_eq!(ms.open_mailbox(&other, "INBOX")?.uids(), vec![1]);
+    let report = worker
+        .join()
+        .map_err(|_| StoreError::corrupt("worker", "panicked"))??;
+    assert_eq!(report.messages, 9);
+    ms.end_reconstruct(&user);
+    assert_eq!(ms.open_mailbox(&user, "INBOX")?.uids(), vec![1, 2, 3, 4]);
+    Ok(())
+}

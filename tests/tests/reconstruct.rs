@@ -146,3 +146,110 @@ fn reconstruct_restores_every_message_offline_and_online() {
     assert!(!missing.status.success());
     server.stop();
 }
+
+/// An online reconstruct runs off the shard thread: while it rebuilds a large mailbox of
+/// one user, another user of the same shard logs in and fetches.
+#[test]
+fn online_reconstruct_does_not_block_the_shard() {
+    let site = Site::new(Options {
+        shards: 1,
+        ..Options::default()
+    });
+    for user in ["big@example.com", "other@example.com"] {
+        site.cli_ok(&["account", "add", user, "--password-stdin"], Some("pw\n"));
+    }
+    let server = site.start();
+    python(
+        "import smtplib, sys\n\
+         l = smtplib.LMTP('127.0.0.1', int(sys.argv[1]))\n\
+         for rcpt in ['big@example.com', 'other@example.com']:\n\
+         \x20   l.sendmail('s@example.org', [rcpt], b'Subject: hello\\r\\n\\r\\nfor ' + rcpt.encode() + b'\\r\\n')\n\
+         l.quit()\n",
+        &[&site.ports.lmtp.to_string()],
+    );
+    // Message files the index does not know (as if restored from a backup): reconstruct
+    // adopts them, which takes a while.
+    let inbox = user_dir(&site, "big@example.com").join("mail/1");
+    const ADOPTED: u32 = 12_000;
+    for uid in 100..100 + ADOPTED {
+        let body = format!(
+            "Subject: restored {uid}\r\nFrom: a@example.org\r\n\r\n{}\r\n",
+            "line\r\n".repeat(20)
+        );
+        std::fs::write(inbox.join(uid.to_string()), body).expect("write message");
+    }
+    let mut cli = std::process::Command::new(tests::binary())
+        .arg("-c")
+        .arg(&site.config)
+        .args(["reconstruct", "big@example.com"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn reconstruct");
+    // The rebuild's new index exists from its start to its end.
+    let rebuilding = inbox.join(".index.rebuild");
+    let mut started = false;
+    for _ in 0..6000 {
+        if rebuilding.exists() {
+            started = true;
+            break;
+        }
+        assert!(
+            cli.try_wait().expect("wait").is_none(),
+            "reconstruct ended before it was seen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(started, "reconstruct never started");
+    let t0 = std::time::Instant::now();
+    let mut imap = tests::Client::connect(site.addr(site.ports.imap));
+    assert!(imap.line().starts_with("* OK"));
+    imap.send(b"a LOGIN other@example.com pw\r\n");
+    assert!(
+        imap.until_tagged("a")
+            .last()
+            .is_some_and(|l| l.starts_with("a OK"))
+    );
+    imap.send(b"b SELECT INBOX\r\nc FETCH 1 (BODY[TEXT])\r\n");
+    imap.until_tagged("b");
+    let lines = imap.until_tagged("c");
+    let fetched = lines.get(1).cloned().unwrap_or_default();
+    eprintln!("other user served in {:?}", t0.elapsed());
+    assert_eq!(fetched.trim(), "for other@example.com");
+    // The new index is renamed into place when the rebuild ends: still there means the
+    // other user was served in the middle of it (a reconstruct on the shard thread would
+    // have made the fetch wait for its end).
+    assert!(
+        rebuilding.exists(),
+        "the other user was served only after the rebuild ended"
+    );
+    for _ in 0..12_000 {
+        if !rebuilding.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    eprintln!("rebuild ended after {:?}", t0.elapsed());
+    let out = cli.wait_with_output().expect("reconstruct output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "big@example.com: 1 mailboxes, {} messages",
+            ADOPTED + 1
+        )),
+        "{}",
+        stdout.lines().next().unwrap_or_default()
+    );
+    // And the reconstructed user is served again.
+    let count = python(
+        "import imaplib, sys\n\
+         i = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))\n\
+         i.login('big@example.com', 'pw')\n\
+         print(i.select('INBOX')[1][0].decode())\n\
+         i.logout()\n",
+        &[&site.ports.imap.to_string()],
+    );
+    assert_eq!(count.trim(), (ADOPTED + 1).to_string());
+    server.stop();
+}

@@ -87,6 +87,8 @@ pub(crate) struct Trees {
     pub recovering: bool,
     /// Repairs done during replay, as "what: old -> new" lines.
     pub repairs: Vec<String>,
+    /// Users being reconstructed off the shard thread: every access is refused meanwhile.
+    pub busy: std::collections::HashSet<Address>,
 }
 
 fn needs_reconstruct(user: &Address, name: &str, reason: impl Into<String>) -> StoreError {
@@ -123,11 +125,19 @@ impl Trees {
             unlink_queued: Vec::new(),
             recovering: false,
             repairs: Vec::new(),
+            busy: std::collections::HashSet::new(),
         }
     }
 
     /// Loads a user (profile, mailbox list) once.
     pub fn user(&mut self, addr: &Address) -> Result<&mut User> {
+        if !self.busy.is_empty() && self.busy.contains(addr) {
+            return Err(StoreError::MailboxNotAllowed {
+                action: "use the mailboxes of",
+                name: addr.to_string(),
+                reason: "a reconstruct is in progress; retry",
+            });
+        }
         if !self.users.contains_key(addr) {
             let user = self.load_user(addr)?;
             self.evict_idle();
