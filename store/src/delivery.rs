@@ -187,6 +187,9 @@ pub struct Mailstore {
     results: HashMap<u64, Result<Outcome>>,
     next_ticket: u64,
     checkpoint_out: bool,
+    /// A write failed for lack of space: a checkpoint (which deletes the journal's retired
+    /// segments and the files expunged since the last one) is due at once.
+    space_short: bool,
 }
 
 impl Mailstore {
@@ -260,6 +263,7 @@ impl Mailstore {
                 results: HashMap::new(),
                 next_ticket: 1,
                 checkpoint_out: false,
+                space_short: false,
             },
             report,
         ))
@@ -290,7 +294,13 @@ impl Mailstore {
         let n = ops.len();
         let mut last_seq = 0;
         for (i, (op, cache, staged_bytes)) in ops.into_iter().enumerate() {
-            let seq = self.journal.append(&op.encode())?;
+            let seq = match self.journal.append(&op.encode()) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    self.space_short |= is_no_space(&e);
+                    return Err(e);
+                }
+            };
             if let Ok(user) = self.trees.user(op.user()) {
                 user.pending += 1;
                 user.staged_bytes += staged_bytes;
@@ -685,6 +695,9 @@ impl Mailstore {
                 break;
             };
             let result = self.trees.apply(p.seq, &p.op, p.cache.as_deref());
+            if let Err(e) = &result {
+                self.space_short |= is_no_space(e);
+            }
             if let Some(user) = self.trees.users.get_mut(p.op.user()) {
                 user.pending = user.pending.saturating_sub(1);
                 user.staged_bytes = user.staged_bytes.saturating_sub(p.staged_bytes);
@@ -744,7 +757,9 @@ impl Mailstore {
 
     /// True when the journal is large enough for a checkpoint.
     pub fn checkpoint_due(&self) -> bool {
-        !self.checkpoint_out && self.journal.checkpoint_due()
+        !self.checkpoint_out
+            && (self.journal.checkpoint_due()
+                || (self.space_short && self.journal.current_bytes() > 32))
     }
 
     /// Starts (or continues) a checkpoint; `Some` once every record of the retired
@@ -768,6 +783,7 @@ impl Mailstore {
     /// expunged before the checkpoint began.
     pub fn finish_checkpoint(&mut self, target: CheckpointTarget) -> Result<()> {
         self.checkpoint_out = false;
+        self.space_short = false;
         self.journal.finish_checkpoint()?;
         for p in &target.unlink {
             remove_path(p)?;
@@ -881,6 +897,12 @@ struct CopyOp {
     source: u32,
     uids: Vec<u32>,
     reserve: Option<Op>,
+}
+
+/// True for a full file system (ENOSPC) or an exhausted disk quota (EDQUOT).
+fn is_no_space(e: &StoreError) -> bool {
+    matches!(e, StoreError::Io { source, .. }
+        if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
 }
 
 fn too_many_uids() -> StoreError {

@@ -59,9 +59,11 @@ impl Cache {
                 field: "cache record",
                 reason: format!("{} bytes is too large", entry.len()),
             })?;
-        self.file
-            .write_all_at(entry, self.end)
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        if let Err(e) = self.file.write_all_at(entry, self.end) {
+            // A full disk may leave part of the entry; nothing refers to it, cut it anyway.
+            let _ = self.file.set_len(self.end);
+            return Err(StoreError::io(&self.path, e));
+        }
         let at = CacheRef {
             offset: self.end,
             len,

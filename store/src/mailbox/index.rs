@@ -713,9 +713,11 @@ impl Index {
             rec.uid
         );
         let offset = RECORDS_OFFSET + self.records.len() * RECORD_BYTES;
-        self.file
-            .write_all_at(&rec.encode(), offset as u64)
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        if let Err(e) = self.file.write_all_at(&rec.encode(), offset as u64) {
+            // A full disk may leave part of the record: cut it so the file stays whole.
+            let _ = self.file.set_len(offset as u64);
+            return Err(StoreError::io(&self.path, e));
+        }
         Rc::make_mut(&mut self.records).push(rec);
         self.header.records = Some(self.records.len() as u32);
         self.header.uidnext = self.header.uidnext.max(rec.uid.saturating_add(1));
