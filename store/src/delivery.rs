@@ -788,6 +788,13 @@ impl Mailstore {
         for p in &target.unlink {
             remove_path(p)?;
         }
+        // The files expunged before the checkpoint are gone: their records and cache
+        // entries are dead weight now.
+        if let Err(e) = self.trees.compact() {
+            self.trees.repairs.push(format!(
+                "compaction: failed ({e}) -> retried at the next checkpoint"
+            ));
+        }
         Ok(())
     }
 

@@ -66,6 +66,12 @@ pub const USERS_CACHED_MAX: usize = 4096;
 pub const UID_RESERVE_STEP: u32 = 1024;
 /// Modseqs reserved at a time in the mailbox list (`modseq_bound`), for the same reason.
 pub const MODSEQ_RESERVE_STEP: u64 = 4096;
+/// A mailbox is compacted (after a checkpoint) once this many expunged records are dead
+/// weight and they are a quarter of its records: below that the rewrite costs more than
+/// the space it gives back.
+pub const COMPACT_DEAD_MIN: usize = 64;
+/// ... or once its cache is at least this big and half of it is dead bytes.
+pub const COMPACT_CACHE_BYTES_MIN: u64 = 256 * 1024;
 
 // --- forwarding database, outbound queue (issue 4) ---
 

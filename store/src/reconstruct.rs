@@ -340,6 +340,8 @@ fn rebuild_mailbox(
     }
     let mut files: BTreeMap<u32, PathBuf> = BTreeMap::new();
     let mut strays: Vec<PathBuf> = Vec::new();
+    // Compacted cache generations (`cache.<g>`): derived data, replaced by the new cache.
+    let mut old_caches: Vec<PathBuf> = Vec::new();
     for e in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
         let e = e.map_err(|e| StoreError::io(dir, e))?;
         let fname = e.file_name().to_string_lossy().into_owned();
@@ -348,6 +350,13 @@ fn rebuild_mailbox(
             || fname == INDEX_FILE
             || fname == CACHE_FILE
         {
+            continue;
+        }
+        if fname
+            .strip_prefix("cache.")
+            .is_some_and(|g| numeric(g).is_some())
+        {
+            old_caches.push(e.path());
             continue;
         }
         match numeric(&fname).filter(|&u| u != 0) {
@@ -469,6 +478,9 @@ fn rebuild_mailbox(
     drop(index);
     rename_durable(&tmp_cache, &dir.join(CACHE_FILE))?;
     rename_durable(&tmp_index, &dir.join(INDEX_FILE))?;
+    for p in &old_caches {
+        fs::remove_file(p).map_err(|e| StoreError::io(p, e))?;
+    }
     sync_dir(dir)?;
     Ok(rebuilt)
 }

@@ -12,10 +12,13 @@ use crate::address::Address;
 use crate::durable::read_bounded;
 use crate::error::{Result, StoreError};
 use crate::journal::record::{FlagMode, Op};
-use crate::limits::{KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_FILE_BYTES_MAX};
-use crate::mailbox::cache::CACHE_FILE;
+use crate::limits::{
+    COMPACT_CACHE_BYTES_MIN, COMPACT_DEAD_MIN, KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_FILE_BYTES_MAX,
+};
 use crate::mailbox::cache::{Cache, CacheRef, read_entry};
-use crate::mailbox::index::{Fallback, INDEX_FILE, Index, MODSEQ_INITIAL, Record, SystemFlags};
+use crate::mailbox::index::{
+    Fallback, INDEX_FILE, Index, MODSEQ_INITIAL, Record, SystemFlags, cache_file_name,
+};
 use crate::mailbox::list::{MAILBOXES_FILE, MailboxList};
 use crate::mailbox::view::MailboxView;
 use crate::mailbox::{MAIL_DIR, mailbox_dir};
@@ -325,7 +328,12 @@ impl Trees {
                     ),
                 ));
             }
-            let cache = Cache::open(&dir.join(CACHE_FILE))?;
+            // A compaction that crashed before its index switch leaves the next generation.
+            let unfinished = dir.join(cache_file_name(index.header().cache_gen + 1));
+            if unfinished.exists() {
+                fs::remove_file(&unfinished).map_err(|e| StoreError::io(&unfinished, e))?;
+            }
+            let cache = Cache::open(&index.cache_path())?;
             let mut b = OpenBox { index, cache };
             if let Some(below) = adopt_below {
                 adopt_orphans(&dir, &mut b, below, &mut repairs)?;
@@ -916,11 +924,40 @@ impl Trees {
         Ok(Outcome::MailboxesChanged)
     }
 
+    /// Compacts every loaded mailbox with enough dead weight (see `compact_box`); run
+    /// after a checkpoint, when the files expunged before it are gone. `queued` are files
+    /// still waiting for the next checkpoint: their tombstones stay, so neither replay nor
+    /// reconstruct can take such a file for a live message. Returns the mailboxes compacted.
+    pub fn compact(&mut self) -> Result<usize> {
+        let mut queued: HashMap<PathBuf, Vec<u32>> = HashMap::new();
+        for p in &self.unlink_queued {
+            if let (Some(dir), Some(uid)) = (
+                p.parent(),
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.parse::<u32>().ok()),
+            ) {
+                queued.entry(dir.to_owned()).or_default().push(uid);
+            }
+        }
+        let mut done = 0;
+        for user in self.users.values_mut() {
+            for (&id, b) in user.boxes.iter_mut() {
+                let dir = mailbox_dir(&user.dir, id);
+                let keep = queued.get(&dir).map_or(&[][..], Vec::as_slice);
+                if compact_box(b, keep)? {
+                    done += 1;
+                }
+            }
+        }
+        Ok(done)
+    }
+
     /// Reads a cache record of an applied message (used by COPY staging and tests).
     #[allow(dead_code)]
     pub fn read_cache(&mut self, addr: &Address, id: u32, rec: &Record) -> Result<Vec<u8>> {
         let b = self.open_box(addr, id)?;
-        let path = b.index.path().with_file_name(CACHE_FILE);
+        let path = b.index.cache_path();
         let file = b.cache.file_handle()?;
         read_entry(
             &file,
@@ -986,6 +1023,92 @@ fn adopt_orphans(dir: &Path, b: &mut OpenBox, below: u32, repairs: &mut Vec<Stri
     }
     records.sort_by_key(|r| r.uid);
     b.index.rewrite(records)
+}
+
+/// Rewrites a mailbox's index without its expunged records (but those in `keep`) and its
+/// cache with only the live entries, when at least `COMPACT_DEAD_MIN` records are dead and
+/// they are a quarter of all, or half the cache is dead bytes. Crash-safe: the new cache
+/// generation is written and synced, then the index naming it is written, synced and
+/// renamed over the old one (the switch), the directory synced, and only then the old
+/// cache removed. Sessions' views keep reading the old cache through their open handles.
+fn compact_box(b: &mut OpenBox, keep: &[u32]) -> Result<bool> {
+    let records = b.index.records();
+    let dead = records
+        .iter()
+        .filter(|r| r.expunged && !keep.contains(&r.uid))
+        .count();
+    let live_bytes: u64 = records
+        .iter()
+        .filter(|r| !r.expunged)
+        .map(|r| u64::from(r.cache_len))
+        .sum();
+    let cache_bytes = b.cache.len();
+    let dead_records = dead >= COMPACT_DEAD_MIN && dead * 4 >= records.len();
+    let dead_cache = cache_bytes >= COMPACT_CACHE_BYTES_MIN && live_bytes * 2 <= cache_bytes;
+    if !dead_records && !dead_cache {
+        return Ok(false);
+    }
+    let dir = b
+        .index
+        .path()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let gen_ = b.index.header().cache_gen + 1;
+    let new_path = dir.join(cache_file_name(gen_));
+    match fs::remove_file(&new_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io(&new_path, e)),
+    }
+    let mut cache = Cache::open(&new_path)?;
+    let mut kept = Vec::with_capacity(records.len() - dead);
+    for r in records.iter() {
+        if r.expunged {
+            if keep.contains(&r.uid) {
+                kept.push(Record {
+                    cache_offset: 0,
+                    cache_len: 0,
+                    cache_crc: 0,
+                    ..*r
+                });
+            }
+            continue;
+        }
+        let at = CacheRef {
+            offset: r.cache_offset,
+            len: r.cache_len,
+            crc: r.cache_crc,
+        };
+        let entry = match b.cache.read(at) {
+            Ok(e) => e,
+            // A damaged entry is recomputed from its message file.
+            Err(_) => {
+                let path = dir.join(r.uid.to_string());
+                crate::delivery::cache_record(&read_bounded(
+                    &path,
+                    crate::limits::MESSAGE_BYTES_MAX,
+                )?)
+            }
+        };
+        let at = cache.append(&entry)?;
+        kept.push(Record {
+            cache_offset: at.offset,
+            cache_len: at.len,
+            cache_crc: at.crc,
+            ..*r
+        });
+    }
+    let old_path = b.index.cache_path();
+    let synced = cache.sync();
+    if let Err(e) = synced.and_then(|()| b.index.rewrite_for_cache(kept, gen_)) {
+        let _ = fs::remove_file(&new_path);
+        return Err(e);
+    }
+    crate::durable::sync_dir(&dir)?;
+    b.cache = cache;
+    fs::remove_file(&old_path).map_err(|e| StoreError::io(&old_path, e))?;
+    Ok(true)
 }
 
 /// Writes the message file again when it is missing or has the wrong size.

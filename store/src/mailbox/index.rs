@@ -13,7 +13,10 @@
 //!     36     4  UIDNEXT
 //!     40     8  HIGHESTMODSEQ
 //!     48     4  record count: the file is exactly header, keyword table and this many records
-//!     52   456  reserved, 0
+//!     52     4  cache generation g: the records' cache offsets are into `cache` (g = 0) or
+//!               `cache.<g>`; compaction writes generation g + 1 whole before this index
+//!               names it, so a crash leaves a matching pair either way
+//!     56   452  reserved, 0
 //!    508     4  CRC-32 (IEEE) of bytes 0..508
 //!
 //!    512  4096  keyword table: 64 slots of 64 bytes; slot i names keyword bit i
@@ -200,6 +203,8 @@ pub struct Header {
     pub highest_modseq: u64,
     /// Records in the file; `None` in a version 1 header (unknown).
     pub records: Option<u32>,
+    /// Which cache file the records point into (see the layout).
+    pub cache_gen: u32,
 }
 
 impl Header {
@@ -216,6 +221,7 @@ impl Header {
         b[36..40].copy_from_slice(&self.uidnext.to_le_bytes());
         b[40..48].copy_from_slice(&self.highest_modseq.to_le_bytes());
         b[48..52].copy_from_slice(&self.records.unwrap_or(0).to_le_bytes());
+        b[52..56].copy_from_slice(&self.cache_gen.to_le_bytes());
         let crc = crc32fast::hash(&b[..508]);
         b[508..512].copy_from_slice(&crc.to_le_bytes());
         b
@@ -253,6 +259,7 @@ impl Header {
             uidnext: if v2 { le_u32(&b[36..40]) } else { 0 },
             highest_modseq: le_u64(&b[40..48]),
             records: v2.then(|| le_u32(&b[48..52])),
+            cache_gen: if v2 { le_u32(&b[52..56]) } else { 0 },
         })
     }
 }
@@ -382,6 +389,7 @@ impl Index {
             uidnext: uidnext.max(1),
             highest_modseq: highest_modseq.max(MODSEQ_INITIAL),
             records: Some(0),
+            cache_gen: 0,
         };
         let mut bytes = vec![0u8; RECORDS_OFFSET];
         bytes[..HEADER_BYTES].copy_from_slice(&header.encode());
@@ -489,6 +497,7 @@ impl Index {
                     uidnext: f.uid_bound,
                     highest_modseq: f.modseq_bound,
                     records: None,
+                    cache_gen: 0,
                 }
             }
             (Err(why), None) => return Err(StoreError::corrupt(path, why)),
@@ -632,6 +641,24 @@ impl Index {
         Ok(())
     }
 
+    /// Compaction's switch: every record (their cache references into generation
+    /// `cache_gen`, already written and synced) in a new file renamed over this one.
+    pub fn rewrite_for_cache(&mut self, records: Vec<Record>, cache_gen: u32) -> Result<()> {
+        let old = self.header.cache_gen;
+        self.header.cache_gen = cache_gen;
+        let done = self.rewrite(records);
+        if done.is_err() {
+            self.header.cache_gen = old;
+        }
+        done
+    }
+
+    /// The cache file the records point into.
+    pub fn cache_path(&self) -> PathBuf {
+        self.path
+            .with_file_name(cache_file_name(self.header.cache_gen))
+    }
+
     /// Adds a record whose UID is below the last one (journal replay into a hole left by a
     /// dropped record): rewrites the file. Above the last UID it is a plain `append`.
     pub fn insert(&mut self, rec: Record) -> Result<()> {
@@ -755,6 +782,15 @@ impl Index {
     }
 }
 
+/// `cache` for generation 0, `cache.<g>` after compactions.
+pub fn cache_file_name(cache_gen: u32) -> String {
+    if cache_gen == 0 {
+        crate::mailbox::cache::CACHE_FILE.to_owned()
+    } else {
+        format!("{}.{cache_gen}", crate::mailbox::cache::CACHE_FILE)
+    }
+}
+
 fn open_rw(path: &Path) -> Result<File> {
     OpenOptions::new()
         .read(true)
@@ -816,6 +852,7 @@ mod tests {
             uidnext: 9,
             highest_modseq: 42,
             records: Some(5),
+            cache_gen: 0,
         };
         let b = h.encode();
         assert_eq!(&b[..8], b"MSTOREIX");
