@@ -676,9 +676,30 @@ impl Mailstore {
 
     // ---- group commit --------------------------------------------------------------
 
-    /// What to fdatasync next (`None`: nothing new, or a flush is running).
+    /// What to fdatasync next (`None`: nothing new, or a flush is running). It also
+    /// carries the message files of the deliveries it covers into mailboxes already open,
+    /// for the helper thread to write after the sync (see `journal::MessageWrite`).
     pub fn sync_target(&mut self) -> Result<Option<SyncTarget>> {
-        self.journal.sync_target()
+        let Some(mut target) = self.journal.sync_target()? else {
+            return Ok(None);
+        };
+        let up_to = target.up_to_seq();
+        for p in self.pending.iter().take_while(|p| p.seq <= up_to) {
+            if let Op::Deliver {
+                user,
+                mailbox,
+                uid,
+                message,
+                ..
+            } = &p.op
+                && let Some(u) = self.trees.users.get(user)
+                && u.boxes.contains_key(mailbox)
+            {
+                let path = crate::mailbox::message_path(&u.dir, *mailbox, *uid);
+                target.add_write(p.seq, path, message.clone());
+            }
+        }
+        Ok(Some(target))
     }
 
     /// A flush returned `Ok`: applies every record it covered, in order, and returns the
@@ -694,6 +715,7 @@ impl Mailstore {
             let Some(p) = self.pending.pop_front() else {
                 break;
             };
+            self.trees.message_written = target.wrote(p.seq);
             let result = self.trees.apply(p.seq, &p.op, p.cache.as_deref());
             if let Err(e) = &result {
                 self.space_short |= is_no_space(e);

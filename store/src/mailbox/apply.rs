@@ -92,6 +92,9 @@ pub(crate) struct Trees {
     pub repairs: Vec<String>,
     /// Users being reconstructed off the shard thread: every access is refused meanwhile.
     pub busy: std::collections::HashSet<Address>,
+    /// Set for one `apply`: the delivery's message file is already written (by the group
+    /// commit's helper thread, after the journal sync).
+    pub message_written: bool,
 }
 
 fn needs_reconstruct(user: &Address, name: &str, reason: impl Into<String>) -> StoreError {
@@ -129,6 +132,7 @@ impl Trees {
             recovering: false,
             repairs: Vec::new(),
             busy: std::collections::HashSet::new(),
+            message_written: false,
         }
     }
 
@@ -203,6 +207,7 @@ impl Trees {
     /// Applies one synced record. `cache` is the precomputed cache record of a delivery
     /// when the stage step made it (replay recomputes it).
     pub fn apply(&mut self, seq: u64, op: &Op, cache: Option<&[u8]>) -> Result<Outcome> {
+        let written = std::mem::take(&mut self.message_written);
         let recovering = self.recovering;
         let addr = op.user().clone();
         let user = self.user(&addr)?;
@@ -234,7 +239,7 @@ impl Trees {
                     size: message.len() as u64,
                     ..Record::default()
                 };
-                self.apply_deliver(&addr, *mailbox, rec, keywords, message, cache)
+                self.apply_deliver(&addr, *mailbox, rec, keywords, message, cache, written)
             }
             Op::Copy {
                 source,
@@ -521,6 +526,7 @@ impl Trees {
         Ok(bits)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn apply_deliver(
         &mut self,
         addr: &Address,
@@ -529,17 +535,30 @@ impl Trees {
         keywords: &[String],
         message: &[u8],
         cache: Option<&[u8]>,
+        written: bool,
     ) -> Result<Outcome> {
-        if !self.check_in_list(addr, id)? {
+        let user_dir = self.user(addr)?.dir.clone();
+        let path = mailbox_dir(&user_dir, id).join(rec.uid.to_string());
+        let in_list = self.check_in_list(addr, id);
+        if written && !matches!(in_list, Ok(true)) {
+            let _ = fs::remove_file(&path);
+        }
+        if !in_list? {
             return Ok(Outcome::Delivered {
                 uidvalidity: 0,
                 uid: 0,
             });
         }
         let recovering = self.recovering;
-        rec.keywords = self.keyword_bits(addr, id, keywords, true)?;
-        let user_dir = self.user(addr)?.dir.clone();
-        let path = mailbox_dir(&user_dir, id).join(rec.uid.to_string());
+        rec.keywords = match self.keyword_bits(addr, id, keywords, true) {
+            Ok(bits) => bits,
+            Err(e) => {
+                if written {
+                    let _ = fs::remove_file(&path);
+                }
+                return Err(e);
+            }
+        };
         let b = self.open_box(addr, id)?;
         let uidvalidity = b.index.header().uidvalidity;
         let found = b.index.find(rec.uid);
@@ -578,10 +597,12 @@ impl Trees {
                 uid: rec.uid,
             });
         }
-        fs::write(&path, message).map_err(|e| {
-            let _ = fs::remove_file(&path);
-            StoreError::io(&path, e)
-        })?;
+        if !written {
+            fs::write(&path, message).map_err(|e| {
+                let _ = fs::remove_file(&path);
+                StoreError::io(&path, e)
+            })?;
+        }
         let entry;
         let entry_ref = match cache {
             Some(c) => c,
