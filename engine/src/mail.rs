@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::future::select;
 use store::delivery::{CheckpointTarget, Mailstore, Outcome, Ticket};
 use store::journal::SyncTarget;
-use store::{Store, StoreError};
+use store::{Address, Store, StoreError};
 
 use crate::event::LocalEvent;
 use crate::limits::CHECKPOINT_POLL_MS;
@@ -48,7 +48,12 @@ impl Mail {
 
     /// Runs `f` on the store. Never hold the borrow across an await.
     pub fn with<R>(&self, f: impl FnOnce(&mut Mailstore) -> R) -> R {
-        f(&mut self.ms.borrow_mut())
+        let mut ms = self.ms.borrow_mut();
+        let r = f(&mut ms);
+        for repair in ms.take_repairs() {
+            tracing::warn!("repaired {repair}");
+        }
+        r
     }
 
     /// Waits until `ticket` is durable and applied; returns its outcome.
@@ -61,6 +66,38 @@ impl Mail {
             }
             wait.await;
         }
+    }
+
+    /// Online reconstruct of a user owned by this shard: the file work runs on a thread
+    /// of its own while the shard keeps serving every other user; the user's own sessions
+    /// and deliveries are refused ("retry") until it is done. Not glommio's blocking pool:
+    /// a rebuild takes seconds and the journal's fdatasyncs must not queue behind it.
+    pub async fn reconstruct(
+        &self,
+        store: Arc<Store>,
+        user: Address,
+    ) -> Result<store::reconstruct::Report, StoreError> {
+        let seq = self.with(|ms| ms.begin_reconstruct(&user))?;
+        let (reply, answer) = futures::channel::oneshot::channel();
+        let who = user.clone();
+        let spawned = std::thread::Builder::new()
+            .name("reconstruct".into())
+            .spawn(move || {
+                let report =
+                    store::reconstruct::reconstruct_user_at(&store, &who, Some(seq), |_| {});
+                let _ = reply.send(report);
+            });
+        let report = match spawned {
+            Ok(_) => answer.await.unwrap_or_else(|_| {
+                Err(StoreError::io(
+                    "reconstruct",
+                    std::io::Error::other("the reconstruct thread ended without an answer"),
+                ))
+            }),
+            Err(e) => Err(StoreError::io("reconstruct", e)),
+        };
+        self.with(|ms| ms.end_reconstruct(&user));
+        report
     }
 
     /// The committer: syncs whatever was staged, one sync at a time, and

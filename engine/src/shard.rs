@@ -341,7 +341,7 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
         } => Response::Auth(sasl_outcome(&shard, address, success, service).await),
         Request::Admin(AdminRequest::Reconstruct { address }) => {
             Response::Admin(match Address::parse(&address) {
-                Ok(a) => match shard.mail.with(|ms| ms.reconstruct_user(&a, |_| {})) {
+                Ok(a) => match shard.mail.reconstruct(shard.store.clone(), a.clone()).await {
                     Ok(r) => AdminResponse::Reconstructed(ops::reconstruct_view(&a, r)),
                     Err(e) => AdminResponse::Error {
                         message: e.to_string(),

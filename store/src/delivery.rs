@@ -33,7 +33,8 @@ use crate::error::{Result, StoreError};
 use crate::journal::record::{FlagMode, Op};
 use crate::journal::{Journal, SyncTarget, shard_dir};
 use crate::limits::{
-    KEYWORD_BYTES_MAX, KEYWORDS_PER_MAILBOX_MAX, MESSAGE_BYTES_MAX, UIDS_PER_RECORD_MAX,
+    KEYWORD_BYTES_MAX, KEYWORDS_PER_MAILBOX_MAX, MESSAGE_BYTES_MAX, MODSEQ_RESERVE_STEP,
+    UID_RESERVE_STEP, UIDS_PER_RECORD_MAX,
 };
 use crate::mailbox::apply::{Outcome as ApplyOutcome, Trees};
 use crate::mailbox::index::SystemFlags;
@@ -144,6 +145,9 @@ struct Pending {
     op: Op,
     cache: Option<Vec<u8>>,
     staged_bytes: u64,
+    /// A bound reservation staged ahead of the ticket's own records: its success is not
+    /// the ticket's outcome (its failure is).
+    silent: bool,
 }
 
 /// What the engine syncs off-thread for a checkpoint: one handle per file system.
@@ -183,6 +187,9 @@ pub struct Mailstore {
     results: HashMap<u64, Result<Outcome>>,
     next_ticket: u64,
     checkpoint_out: bool,
+    /// A write failed for lack of space: a checkpoint (which deletes the journal's retired
+    /// segments and the files expunged since the last one) is due at once.
+    space_short: bool,
 }
 
 impl Mailstore {
@@ -256,6 +263,7 @@ impl Mailstore {
                 results: HashMap::new(),
                 next_ticket: 1,
                 checkpoint_out: false,
+                space_short: false,
             },
             report,
         ))
@@ -269,11 +277,30 @@ impl Mailstore {
     // ---- staging -------------------------------------------------------------------
 
     fn push(&mut self, ops: Vec<(Op, Option<Vec<u8>>, u64)>) -> Result<Ticket> {
+        self.push_reserved(None, ops)
+    }
+
+    /// Stages `reserve` (a bound reservation, see `reservation`) and then `ops` as one
+    /// ticket.
+    fn push_reserved(
+        &mut self,
+        reserve: Option<Op>,
+        ops: Vec<(Op, Option<Vec<u8>>, u64)>,
+    ) -> Result<Ticket> {
         let id = self.next_ticket;
+        let silent = usize::from(reserve.is_some());
+        let ops = reserve.map(|op| (op, None, 0)).into_iter().chain(ops);
+        let ops: Vec<_> = ops.collect();
         let n = ops.len();
         let mut last_seq = 0;
         for (i, (op, cache, staged_bytes)) in ops.into_iter().enumerate() {
-            let seq = self.journal.append(&op.encode())?;
+            let seq = match self.journal.append(&op.encode()) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    self.space_short |= is_no_space(&e);
+                    return Err(e);
+                }
+            };
             if let Ok(user) = self.trees.user(op.user()) {
                 user.pending += 1;
                 user.staged_bytes += staged_bytes;
@@ -286,10 +313,44 @@ impl Mailstore {
                 op,
                 cache,
                 staged_bytes,
+                silent: i < silent,
             });
         }
         self.next_ticket += 1;
         Ok(Ticket { id, last_seq })
+    }
+
+    /// The list record that raises mailbox `id`'s UID and modseq bounds over its staged
+    /// counters, when these passed them (see `mailbox::list`). The caller stages it *before*
+    /// the record that uses the new UIDs or modseqs, in the same ticket: the bound is then
+    /// durable whenever they are, and a lost index cannot take UIDNEXT with it.
+    fn reservation(&mut self, user: &Address, id: u32) -> Result<Option<Op>> {
+        let c = *self.trees.counters(user, id)?;
+        let next_seq = self.journal.next_seq();
+        let u = self.trees.user(user)?;
+        let within = u
+            .staged
+            .by_id(id)
+            .is_none_or(|m| c.uid_next <= m.uid_bound && c.modseq <= m.modseq_bound);
+        if within {
+            return Ok(None);
+        }
+        let mut list = u.staged.clone();
+        list.reserve(
+            id,
+            c.uid_next,
+            c.modseq,
+            UID_RESERVE_STEP,
+            MODSEQ_RESERVE_STEP,
+        );
+        list.applied_seq = next_seq;
+        let op = Op::Mailboxes {
+            user: user.clone(),
+            list: list.to_bytes()?,
+            removed: Vec::new(),
+        };
+        u.staged = list;
+        Ok(Some(op))
     }
 
     fn quota_check(&mut self, user: &Address, incoming: u64) -> Result<()> {
@@ -390,7 +451,8 @@ impl Mailstore {
             tz_minutes: date.tz_minutes,
             message,
         };
-        self.push(vec![(op, Some(cache), size)])
+        let reserve = self.reservation(user, entry.id)?;
+        self.push_reserved(reserve, vec![(op, Some(cache), size)])
     }
 
     fn copy_op(
@@ -399,7 +461,7 @@ impl Mailstore {
         source: &str,
         uids: &[u32],
         target: &str,
-    ) -> Result<(Op, u64, u32, Vec<u32>)> {
+    ) -> Result<CopyOp> {
         if uids.len() > UIDS_PER_RECORD_MAX {
             return Err(too_many_uids());
         }
@@ -437,7 +499,14 @@ impl Mailstore {
             modseq,
             uids: pairs,
         };
-        Ok((op, bytes, src.id, wanted))
+        let reserve = self.reservation(user, dst.id)?;
+        Ok(CopyOp {
+            op,
+            bytes,
+            source: src.id,
+            uids: wanted,
+            reserve,
+        })
     }
 
     /// IMAP COPY within the user: the message files are hard-linked, not copied.
@@ -448,8 +517,8 @@ impl Mailstore {
         uids: &[u32],
         target: &str,
     ) -> Result<Ticket> {
-        let (op, bytes, _, _) = self.copy_op(user, source, uids, target)?;
-        self.push(vec![(op, None, bytes)])
+        let c = self.copy_op(user, source, uids, target)?;
+        self.push_reserved(c.reserve, vec![(c.op, None, c.bytes)])
     }
 
     /// IMAP MOVE: a copy and an expunge of the source, flushed together.
@@ -460,7 +529,13 @@ impl Mailstore {
         uids: &[u32],
         target: &str,
     ) -> Result<Ticket> {
-        let (op, bytes, src_id, wanted) = self.copy_op(user, source, uids, target)?;
+        let CopyOp {
+            op,
+            bytes,
+            source: src_id,
+            uids: wanted,
+            reserve,
+        } = self.copy_op(user, source, uids, target)?;
         let c = self.trees.counters(user, src_id)?;
         c.modseq += 1;
         let expunge = Op::Expunge {
@@ -469,7 +544,13 @@ impl Mailstore {
             modseq: c.modseq,
             uids: wanted,
         };
-        self.push(vec![(op, None, bytes), (expunge, None, 0)])
+        // One reservation record carries the whole staged list: the target's bounds (already
+        // in `staged`) and the source's.
+        let reserve = match self.reservation(user, src_id)? {
+            Some(both) => Some(both),
+            None => reserve,
+        };
+        self.push_reserved(reserve, vec![(op, None, bytes), (expunge, None, 0)])
     }
 
     /// IMAP STORE: add, remove or replace flags on `uids`; changed messages get a new modseq.
@@ -497,7 +578,8 @@ impl Mailstore {
             keywords: flags.keywords.clone(),
             uids: uids.to_vec(),
         };
-        self.push(vec![(op, None, 0)])
+        let reserve = self.reservation(user, entry.id)?;
+        self.push_reserved(reserve, vec![(op, None, 0)])
     }
 
     /// IMAP EXPUNGE / UID EXPUNGE, POP3 DELE+QUIT: removes `uids` (the caller picks them,
@@ -515,7 +597,8 @@ impl Mailstore {
             modseq: c.modseq,
             uids: uids.to_vec(),
         };
-        self.push(vec![(op, None, 0)])
+        let reserve = self.reservation(user, entry.id)?;
+        self.push_reserved(reserve, vec![(op, None, 0)])
     }
 
     fn stage_list(
@@ -593,9 +676,30 @@ impl Mailstore {
 
     // ---- group commit --------------------------------------------------------------
 
-    /// What to fdatasync next (`None`: nothing new, or a flush is running).
+    /// What to fdatasync next (`None`: nothing new, or a flush is running). It also
+    /// carries the message files of the deliveries it covers into mailboxes already open,
+    /// for the helper thread to write after the sync (see `journal::MessageWrite`).
     pub fn sync_target(&mut self) -> Result<Option<SyncTarget>> {
-        self.journal.sync_target()
+        let Some(mut target) = self.journal.sync_target()? else {
+            return Ok(None);
+        };
+        let up_to = target.up_to_seq();
+        for p in self.pending.iter().take_while(|p| p.seq <= up_to) {
+            if let Op::Deliver {
+                user,
+                mailbox,
+                uid,
+                message,
+                ..
+            } = &p.op
+                && let Some(u) = self.trees.users.get(user)
+                && u.boxes.contains_key(mailbox)
+            {
+                let path = crate::mailbox::message_path(&u.dir, *mailbox, *uid);
+                target.add_write(p.seq, path, message.clone());
+            }
+        }
+        Ok(Some(target))
     }
 
     /// A flush returned `Ok`: applies every record it covered, in order, and returns the
@@ -611,7 +715,11 @@ impl Mailstore {
             let Some(p) = self.pending.pop_front() else {
                 break;
             };
+            self.trees.message_written = target.wrote(p.seq);
             let result = self.trees.apply(p.seq, &p.op, p.cache.as_deref());
+            if let Err(e) = &result {
+                self.space_short |= is_no_space(e);
+            }
             if let Some(user) = self.trees.users.get_mut(p.op.user()) {
                 user.pending = user.pending.saturating_sub(1);
                 user.staged_bytes = user.staged_bytes.saturating_sub(p.staged_bytes);
@@ -620,11 +728,14 @@ impl Mailstore {
                 }
             }
             let merged = match (self.results.remove(&p.ticket), result) {
-                (Some(Err(e)), _) => Err(e),
-                (Some(Ok(first)), Ok(_)) => Ok(first),
-                (_, r) => r,
+                (Some(Err(e)), _) => Some(Err(e)),
+                (Some(Ok(first)), Ok(_)) => Some(Ok(first)),
+                (None, Ok(_)) if p.silent => None,
+                (_, r) => Some(r),
             };
-            self.results.insert(p.ticket, merged);
+            if let Some(merged) = merged {
+                self.results.insert(p.ticket, merged);
+            }
             if p.last {
                 done.push(p.ticket);
             }
@@ -668,7 +779,9 @@ impl Mailstore {
 
     /// True when the journal is large enough for a checkpoint.
     pub fn checkpoint_due(&self) -> bool {
-        !self.checkpoint_out && self.journal.checkpoint_due()
+        !self.checkpoint_out
+            && (self.journal.checkpoint_due()
+                || (self.space_short && self.journal.current_bytes() > 32))
     }
 
     /// Starts (or continues) a checkpoint; `Some` once every record of the retired
@@ -692,9 +805,17 @@ impl Mailstore {
     /// expunged before the checkpoint began.
     pub fn finish_checkpoint(&mut self, target: CheckpointTarget) -> Result<()> {
         self.checkpoint_out = false;
+        self.space_short = false;
         self.journal.finish_checkpoint()?;
         for p in &target.unlink {
             remove_path(p)?;
+        }
+        // The files expunged before the checkpoint are gone: their records and cache
+        // entries are dead weight now.
+        if let Err(e) = self.trees.compact() {
+            self.trees.repairs.push(format!(
+                "compaction: failed ({e}) -> retried at the next checkpoint"
+            ));
         }
         Ok(())
     }
@@ -747,31 +868,70 @@ impl Mailstore {
         }
     }
 
-    /// Online reconstruct on the owning shard (see `reconstruct`): refused while the user
-    /// has staged changes; the user's cached state is dropped before and after.
+    /// Online reconstruct, all on the calling thread (see `begin_reconstruct` for the
+    /// engine's way, which keeps the shard serving).
     pub fn reconstruct_user(
         &mut self,
         user: &Address,
         progress: impl FnMut(crate::reconstruct::Progress),
     ) -> Result<crate::reconstruct::Report> {
-        if !self.forget_user(user) {
+        let seq = self.begin_reconstruct(user)?;
+        let report =
+            crate::reconstruct::reconstruct_user_at(&self.trees.store, user, Some(seq), progress);
+        self.end_reconstruct(user);
+        report
+    }
+
+    /// Starts an online reconstruct of `user`: refused while the user has staged changes
+    /// (or is being reconstructed already); otherwise the user's cached state is dropped and
+    /// every access to the user is refused (`MailboxNotAllowed`, "retry") until
+    /// `end_reconstruct`. Returns the journal sequence number to give
+    /// `reconstruct::reconstruct_user_at`, which the caller runs on a helper thread: it
+    /// touches only this user's tree, which nothing on the shard touches meanwhile.
+    pub fn begin_reconstruct(&mut self, user: &Address) -> Result<u64> {
+        if self.trees.busy.contains(user) || !self.forget_user(user) {
             return Err(StoreError::MailboxNotAllowed {
                 action: "reconstruct",
                 name: user.to_string(),
-                reason: "changes are waiting for the journal; retry",
+                reason: "changes are waiting for the journal or a reconstruct runs; retry",
             });
         }
-        let seq = self.journal.written_seq();
-        let report =
-            crate::reconstruct::reconstruct_user_at(&self.trees.store, user, Some(seq), progress);
-        self.forget_user(user);
-        report
+        self.trees.busy.insert(user.clone());
+        Ok(self.journal.written_seq())
+    }
+
+    /// Ends an online reconstruct: the user is served again, from the rebuilt files.
+    pub fn end_reconstruct(&mut self, user: &Address) {
+        self.trees.busy.remove(user);
+        self.trees.users.remove(user);
+    }
+
+    /// Repairs done since the last call (a damaged index salvaged when a mailbox was
+    /// opened), as "what: old -> new" lines for the log.
+    pub fn take_repairs(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.trees.repairs)
     }
 
     /// Journal bytes in the current segment (metrics).
     pub fn journal_bytes(&self) -> u64 {
         self.journal.current_bytes()
     }
+}
+
+/// A staged COPY: its record, the bytes it adds, the source mailbox id and UIDs copied,
+/// and the bound reservation to stage before it.
+struct CopyOp {
+    op: Op,
+    bytes: u64,
+    source: u32,
+    uids: Vec<u32>,
+    reserve: Option<Op>,
+}
+
+/// True for a full file system (ENOSPC) or an exhausted disk quota (EDQUOT).
+fn is_no_space(e: &StoreError) -> bool {
+    matches!(e, StoreError::Io { source, .. }
+        if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
 }
 
 fn too_many_uids() -> StoreError {

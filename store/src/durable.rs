@@ -40,6 +40,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Creates (or truncates) `path`, writes `bytes` and fdatasyncs it. No directory sync: the
+/// caller renames it into place and makes the entry durable.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    File::create(path)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_data()))
+        .map_err(|e| StoreError::io(path, e))
+}
+
 /// Longest file name Linux file systems accept, in bytes.
 const FILE_NAME_BYTES_MAX: usize = 255;
 

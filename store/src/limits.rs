@@ -60,6 +60,18 @@ pub const CACHE_RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub const CHANGES_PER_MAILBOX_MAX: usize = 4096;
 /// Users whose mailbox list and indexes a shard keeps loaded; older ones are dropped.
 pub const USERS_CACHED_MAX: usize = 4096;
+/// UIDs reserved at a time in the mailbox list (`mailbox::list`, `uid_bound`): one list
+/// write per this many deliveries to a mailbox, and at most this many UIDs skipped when a
+/// lost index is rebuilt.
+pub const UID_RESERVE_STEP: u32 = 1024;
+/// Modseqs reserved at a time in the mailbox list (`modseq_bound`), for the same reason.
+pub const MODSEQ_RESERVE_STEP: u64 = 4096;
+/// A mailbox is compacted (after a checkpoint) once this many expunged records are dead
+/// weight and they are a quarter of its records: below that the rewrite costs more than
+/// the space it gives back.
+pub const COMPACT_DEAD_MIN: usize = 64;
+/// ... or once its cache is at least this big and half of it is dead bytes.
+pub const COMPACT_CACHE_BYTES_MIN: u64 = 256 * 1024;
 
 // --- forwarding database, outbound queue (issue 4) ---
 

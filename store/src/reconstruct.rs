@@ -10,9 +10,15 @@
 //!   A file whose old record is an expunge tombstone is removed (its unlink was still
 //!   waiting for a checkpoint). A file the index does not know (restored from a backup)
 //!   is adopted with its UID; a file with a non-numeric name gets a new UID above all others.
-//! - UIDNEXT and HIGHESTMODSEQ never go back: a tombstone record keeps the old UIDNEXT.
-//!   When no index header is readable, UIDNEXT is unknown and the mailbox gets a new
-//!   UIDVALIDITY (the UIDs are kept; clients resynchronise).
+//! - UIDNEXT and HIGHESTMODSEQ never go back: the new index header keeps the old UIDNEXT.
+//!   When the index is damaged or lost, the mailbox list's bounds (`uid_bound`,
+//!   `modseq_bound`, see `mailbox::list`) give a UIDNEXT no UID ever reached and a
+//!   HIGHESTMODSEQ no change ever passed, so UIDVALIDITY is kept: clients (and POP3 UIDLs,
+//!   made of UIDVALIDITY and UID) see the same messages under the same names. Messages
+//!   adopted without a record get modseqs above the bound, so CONDSTORE clients refetch
+//!   their flags. Only when neither a list entry with bounds nor an index header is
+//!   readable is UIDNEXT unknown: the mailbox then gets a new UIDVALIDITY (UIDs are kept;
+//!   clients resynchronise).
 //! - Every cache record is recomputed (`delivery::cache_record`).
 //! - Every change is returned as a "field old -> new" line; nothing is logged here.
 //!
@@ -120,6 +126,8 @@ pub fn reconstruct_user_at(
                 uidvalidity,
                 subscribed: false,
                 special_use: None,
+                uid_bound: 0,
+                modseq_bound: 0,
             });
         }
     }
@@ -132,6 +140,8 @@ pub fn reconstruct_user_at(
             uidvalidity: 0,
             subscribed: true,
             special_use: None,
+            uid_bound: 0,
+            modseq_bound: 0,
         });
         report.repairs.push(format!("INBOX id: missing -> {id}"));
     }
@@ -161,9 +171,11 @@ pub fn reconstruct_user_at(
         if !folders.contains(&entry.id) {
             continue;
         }
-        // UIDNEXT lives only in the index: without a readable index header the old
-        // UIDVALIDITY cannot promise that no UID is reused, so a new one is taken.
-        let uidvalidity = match old_uidvalidity(&dir).filter(|&v| v != 0) {
+        // A list entry with bounds (or a readable index header) promises that no UID is
+        // reused under the old UIDVALIDITY; without either a new one is taken.
+        let from_list =
+            (entry.uid_bound != 0 && entry.uidvalidity != 0).then_some(entry.uidvalidity);
+        let uidvalidity = match from_list.or_else(|| old_uidvalidity(&dir).filter(|&v| v != 0)) {
             Some(v) => v,
             None => {
                 let v = u32::try_from(now)
@@ -178,8 +190,11 @@ pub fn reconstruct_user_at(
             }
         };
         list.mailboxes[i].uidvalidity = uidvalidity;
-        let (bytes, messages) = rebuild_mailbox(&dir, &entry, uidvalidity, &mut report)?;
-        usage.add(bytes, messages, false);
+        let rebuilt = rebuild_mailbox(&dir, &entry, uidvalidity, &mut report)?;
+        usage.add(rebuilt.bytes, rebuilt.messages, false);
+        let m = &mut list.mailboxes[i];
+        m.uid_bound = m.uid_bound.max(rebuilt.uidnext);
+        m.modseq_bound = m.modseq_bound.max(rebuilt.highest_modseq);
     }
     let highest = list.mailboxes.iter().map(|m| m.uidvalidity).max();
     list.uidvalidity_next = list
@@ -249,6 +264,8 @@ struct OldIndex {
     keywords: Vec<Option<String>>,
     records: HashMap<u32, Record>,
     max_uid: u32,
+    /// The list's modseq bound, when the index is damaged (0 otherwise).
+    bound_modseq: u64,
     damaged: Option<String>,
 }
 
@@ -259,6 +276,7 @@ fn read_old_index(dir: &Path) -> OldIndex {
         keywords: Vec::new(),
         records: HashMap::new(),
         max_uid: 0,
+        bound_modseq: 0,
         damaged: None,
     };
     let bytes = match fs::read(&path) {
@@ -272,6 +290,10 @@ fn read_old_index(dir: &Path) -> OldIndex {
         old.damaged = Some(e.to_string());
     }
     old.header = Header::decode(&bytes).ok();
+    // A readable version 2 header knows UIDNEXT even when records are lost.
+    if let Some(h) = old.header {
+        old.max_uid = old.max_uid.max(h.uidnext.saturating_sub(1));
+    }
     if bytes.len() >= RECORDS_OFFSET {
         old.keywords = bytes[HEADER_BYTES..RECORDS_OFFSET]
             .chunks_exact(KEYWORD_SLOT_BYTES)
@@ -287,15 +309,30 @@ fn read_old_index(dir: &Path) -> OldIndex {
     old
 }
 
-/// Rebuilds one mailbox's index and cache; returns live (bytes, messages).
+/// What one rebuilt mailbox holds.
+struct Rebuilt {
+    /// Live bytes and messages.
+    bytes: u64,
+    messages: u64,
+    uidnext: u32,
+    highest_modseq: u64,
+}
+
+/// Rebuilds one mailbox's index and cache.
 fn rebuild_mailbox(
     dir: &Path,
     entry: &MailboxEntry,
     uidvalidity: u32,
     report: &mut Report,
-) -> Result<(u64, u64)> {
+) -> Result<Rebuilt> {
     let name = &entry.name;
-    let old = read_old_index(dir);
+    let mut old = read_old_index(dir);
+    if old.damaged.is_some() && old.header.is_none_or(|h| h.uidnext == 0) {
+        // Records may be missing and the header does not say how many: the list's bounds
+        // are above whatever they held.
+        old.max_uid = old.max_uid.max(entry.uid_bound.saturating_sub(1));
+        old.bound_modseq = entry.modseq_bound;
+    }
     if let Some(why) = &old.damaged {
         report
             .repairs
@@ -303,6 +340,8 @@ fn rebuild_mailbox(
     }
     let mut files: BTreeMap<u32, PathBuf> = BTreeMap::new();
     let mut strays: Vec<PathBuf> = Vec::new();
+    // Compacted cache generations (`cache.<g>`): derived data, replaced by the new cache.
+    let mut old_caches: Vec<PathBuf> = Vec::new();
     for e in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
         let e = e.map_err(|e| StoreError::io(dir, e))?;
         let fname = e.file_name().to_string_lossy().into_owned();
@@ -311,6 +350,13 @@ fn rebuild_mailbox(
             || fname == INDEX_FILE
             || fname == CACHE_FILE
         {
+            continue;
+        }
+        if fname
+            .strip_prefix("cache.")
+            .is_some_and(|g| numeric(g).is_some())
+        {
+            old_caches.push(e.path());
             continue;
         }
         match numeric(&fname).filter(|&u| u != 0) {
@@ -348,12 +394,15 @@ fn rebuild_mailbox(
             Err(e) => return Err(StoreError::io(p, e)),
         }
     }
-    let mut index = Index::create(&tmp_index, entry.id, uidvalidity)?;
-    let mut cache = Cache::open(&tmp_cache)?;
     let mut modseq = old
         .header
         .map_or(MODSEQ_INITIAL, |h| h.highest_modseq)
-        .max(old.records.values().map(|r| r.modseq).max().unwrap_or(0));
+        .max(old.records.values().map(|r| r.modseq).max().unwrap_or(0))
+        .max(old.bound_modseq);
+    // UIDNEXT never goes back: it stays above the old index's (or the list's bound).
+    let uidnext = old.max_uid.saturating_add(1);
+    let mut index = Index::create_with(&tmp_index, entry.id, uidvalidity, uidnext, modseq)?;
+    let mut cache = Cache::open(&tmp_cache)?;
     let (mut bytes_live, mut count) = (0u64, 0u64);
     for (&uid, path) in &files {
         let old_rec = old.records.get(&uid).copied();
@@ -414,17 +463,13 @@ fn rebuild_mailbox(
         bytes_live += rec.size;
         count += 1;
     }
-    // Keep UIDNEXT: a tombstone at the old last UID when no live message holds it.
-    let last = files.keys().next_back().copied().unwrap_or(0);
-    if old.max_uid > last {
-        index.append(Record {
-            uid: old.max_uid,
-            expunged: true,
-            modseq,
-            ..Record::default()
-        })?;
-    }
     index.raise_modseq(modseq)?;
+    let rebuilt = Rebuilt {
+        bytes: bytes_live,
+        messages: count,
+        uidnext: index.uidnext(),
+        highest_modseq: index.header().highest_modseq,
+    };
     for p in [&tmp_index, &tmp_cache] {
         fs::File::open(p)
             .and_then(|f| f.sync_data())
@@ -433,6 +478,9 @@ fn rebuild_mailbox(
     drop(index);
     rename_durable(&tmp_cache, &dir.join(CACHE_FILE))?;
     rename_durable(&tmp_index, &dir.join(INDEX_FILE))?;
+    for p in &old_caches {
+        fs::remove_file(p).map_err(|e| StoreError::io(p, e))?;
+    }
     sync_dir(dir)?;
-    Ok((bytes_live, count))
+    Ok(rebuilt)
 }

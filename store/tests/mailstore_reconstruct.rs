@@ -112,8 +112,36 @@ fn lost_indexes_and_caches_come_back() -> Result<()> {
             .collect::<Vec<_>>()
     );
     assert_eq!(after[0].3, vec![1, 2, 3, 4]);
-    // UIDNEXT was only in the lost index: a new UIDVALIDITY tells clients to resync.
-    assert_ne!(after[0].1, before[0].1);
+    // The mailbox list's bounds outlive the index: UIDVALIDITY is kept, and UIDNEXT does
+    // not go back below the expunged UID 5 (so no UID is ever reused under it), nor does
+    // HIGHESTMODSEQ.
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a.1, b.1, "{} UIDVALIDITY kept", a.0);
+        assert!(a.2 >= b.2, "{} UIDNEXT {} went back from {}", a.0, a.2, b.2);
+    }
+    assert!(
+        !report.repairs.iter().any(|r| r.contains("uidvalidity")),
+        "{:?}",
+        report.repairs
+    );
+    let t = ms.stage_deliver(
+        &user,
+        None,
+        b"Subject: new\r\n\r\n",
+        &Flags::default(),
+        InternalDate::now(),
+    )?;
+    while let Some(s) = ms.sync_target()? {
+        io(s.run(), "sync")?;
+        ms.synced(&s);
+    }
+    match ms.complete(&t) {
+        Some(Ok(store::delivery::Outcome::Delivered { uid, uidvalidity })) => {
+            assert!(uid >= before[0].2, "new UID {uid} reuses an old one");
+            assert_eq!(uidvalidity, before[0].1);
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(
         report
             .repairs
@@ -137,10 +165,24 @@ fn flipped_index_bytes_are_detected_and_rebuilt_keeping_flags() -> Result<()> {
     b[at] ^= 0xff;
     io(fs::write(&index, &b), &index)?;
     let (mut ms, _) = Mailstore::open(store.clone(), 0)?;
-    assert!(matches!(
-        ms.open_mailbox(&user, "INBOX"),
-        Err(StoreError::NeedsReconstruct { .. })
-    ));
+    // Opening salvages the index: the damaged record is rebuilt from its message file,
+    // every other record (with its flags) is kept, and the repair is reported.
+    let salvaged = snapshot(&mut ms, &user)?;
+    assert_eq!(salvaged, before);
+    let repairs = ms.take_repairs();
+    assert!(
+        repairs
+            .iter()
+            .any(|r| r.ends_with("record 0: damaged -> dropped"))
+            && repairs
+                .iter()
+                .any(|r| r.ends_with("mail/1/1 record: missing -> adopted from the message file")),
+        "{repairs:?}"
+    );
+    // Damage it again and run reconstruct: same answer.
+    drop(ms);
+    io(fs::write(&index, &b), &index)?;
+    let (mut ms, _) = Mailstore::open(store.clone(), 0)?;
     let report = ms.reconstruct_user(&user, |_| {})?;
     assert!(
         report.repairs.iter().any(|r| r.starts_with("INBOX index:")),
@@ -232,5 +274,62 @@ fn restored_folder_and_lost_list_are_reintegrated() -> Result<()> {
         "{got:?}"
     );
     drop(d);
+    Ok(())
+}
+
+/// While a user is reconstructed off the shard thread, the user is refused ("retry") and
+/// every other user is served; afterwards the user is served from the rebuilt files.
+#[test]
+fn a_user_under_reconstruct_is_refused_others_are_served() -> Result<()> {
+    let (_d, store, user, mut ms) = setup()?;
+    let other = Address::parse("other@example.com")?;
+    store.create_account(NewAccount {
+        address: other.clone(),
+        name: String::new(),
+        quota_bytes: 0,
+        flags: UsageFlags::default_new(),
+        password_hash: None,
+    })?;
+    let seq = ms.begin_reconstruct(&user)?;
+    assert!(ms.begin_reconstruct(&user).is_err(), "one at a time");
+    let refused = ms.stage_deliver(
+        &user,
+        None,
+        b"x\r\n",
+        &Flags::default(),
+        InternalDate::now(),
+    );
+    assert!(
+        matches!(refused, Err(StoreError::MailboxNotAllowed { .. })),
+        "{refused:?}"
+    );
+    assert!(ms.open_mailbox(&user, "INBOX").is_err());
+    // What the engine runs on a thread of its own.
+    let worker = {
+        let store = store.clone();
+        let user = user.clone();
+        std::thread::spawn(move || {
+            store::reconstruct::reconstruct_user_at(&store, &user, Some(seq), |_| {})
+        })
+    };
+    let t = ms.stage_deliver(
+        &other,
+        None,
+        b"Subject: hi\r\n\r\n",
+        &Flags::default(),
+        InternalDate::now(),
+    )?;
+    while let Some(s) = ms.sync_target()? {
+        io(s.run(), "sync")?;
+        ms.synced(&s);
+    }
+    assert!(matches!(ms.complete(&t), Some(Ok(_))));
+    assert_eq!(ms.open_mailbox(&other, "INBOX")?.uids(), vec![1]);
+    let report = worker
+        .join()
+        .map_err(|_| StoreError::corrupt("worker", "panicked"))??;
+    assert_eq!(report.messages, 9);
+    ms.end_reconstruct(&user);
+    assert_eq!(ms.open_mailbox(&user, "INBOX")?.uids(), vec![1, 2, 3, 4]);
     Ok(())
 }

@@ -59,8 +59,11 @@
 //!    lower modseq, an expunge is a set, a mailbox-list record carries the whole new list and
 //!    is skipped when the file already reflects a later sequence number, and usage counts
 //!    remember the last sequence number they include. Index writes are sector-sized and
-//!    aligned, so each is old or new; a torn index tail is cut by `Index::open_recover`
-//!    and re-appended by replay.
+//!    aligned, so each is old or new; `Index::salvage` keeps every intact record, cuts a
+//!    torn tail (re-appended by replay) and leaves holes where records were damaged (replay
+//!    re-inserts the ones it has, message files are adopted for the rest). UIDNEXT and
+//!    HIGHESTMODSEQ have durable bounds in the mailbox list, raised by a list record staged
+//!    before the first record that passes them (see `mailbox::list`).
 //! 4. Replay ends with a checkpoint done in place (syncfs of every root, a new durable
 //!    segment, then the old segments deleted), so a crash during recovery just recovers
 //!    again.
@@ -139,11 +142,26 @@ pub struct SyncTarget {
     files: Vec<File>,
     dir: Option<File>,
     up_to_seq: u64,
+    writes: Vec<MessageWrite>,
+}
+
+/// A delivered message's file, written by the helper thread once the journal holds it
+/// durably (so it is exactly the write apply would do, moved off the shard thread: file
+/// creation is most of a delivery's cost there). No sync: the checkpoint's syncfs covers
+/// it, like every other apply write.
+#[derive(Debug)]
+pub struct MessageWrite {
+    seq: u64,
+    path: PathBuf,
+    bytes: Vec<u8>,
+    done: std::sync::atomic::AtomicBool,
 }
 
 impl SyncTarget {
-    /// fdatasyncs the segments, then fsyncs the journal directory when a segment is new.
-    /// Blocking: run it on a helper thread.
+    /// fdatasyncs the segments, then fsyncs the journal directory when a segment is new,
+    /// then writes the message files handed to it (`with_writes`). Blocking: run it on a
+    /// helper thread. A message file that cannot be written is removed and left to apply,
+    /// which fails that one delivery; only a failed sync is an error here.
     pub fn run(&self) -> io::Result<()> {
         for f in &self.files {
             f.sync_data()?;
@@ -151,7 +169,35 @@ impl SyncTarget {
         if let Some(d) = &self.dir {
             d.sync_all()?;
         }
+        for w in &self.writes {
+            if fs::write(&w.path, &w.bytes).is_ok() {
+                w.done.store(true, std::sync::atomic::Ordering::Release);
+            } else {
+                let _ = fs::remove_file(&w.path);
+            }
+        }
         Ok(())
+    }
+
+    /// Adds the message file of record `seq` to write after the sync.
+    pub(crate) fn add_write(&mut self, seq: u64, path: PathBuf, bytes: Vec<u8>) {
+        self.writes.push(MessageWrite {
+            seq,
+            path,
+            bytes,
+            done: std::sync::atomic::AtomicBool::new(false),
+        });
+    }
+
+    /// True when `run` wrote the message file of record `seq`.
+    pub(crate) fn wrote(&self, seq: u64) -> bool {
+        self.writes
+            .binary_search_by_key(&seq, |w| w.seq)
+            .is_ok_and(|i| {
+                self.writes[i]
+                    .done
+                    .load(std::sync::atomic::Ordering::Acquire)
+            })
     }
 
     /// Every record up to this sequence number is durable once `run` returned `Ok`.
@@ -329,6 +375,7 @@ impl Journal {
             files,
             dir,
             up_to_seq: up_to,
+            writes: Vec::new(),
         }))
     }
 

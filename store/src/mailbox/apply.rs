@@ -12,10 +12,13 @@ use crate::address::Address;
 use crate::durable::read_bounded;
 use crate::error::{Result, StoreError};
 use crate::journal::record::{FlagMode, Op};
-use crate::limits::{KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_FILE_BYTES_MAX};
-use crate::mailbox::cache::CACHE_FILE;
+use crate::limits::{
+    COMPACT_CACHE_BYTES_MIN, COMPACT_DEAD_MIN, KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_FILE_BYTES_MAX,
+};
 use crate::mailbox::cache::{Cache, CacheRef, read_entry};
-use crate::mailbox::index::{INDEX_FILE, Index, MODSEQ_INITIAL, Record, SystemFlags};
+use crate::mailbox::index::{
+    Fallback, INDEX_FILE, Index, MODSEQ_INITIAL, Record, SystemFlags, cache_file_name,
+};
 use crate::mailbox::list::{MAILBOXES_FILE, MailboxList};
 use crate::mailbox::view::MailboxView;
 use crate::mailbox::{MAIL_DIR, mailbox_dir};
@@ -87,6 +90,11 @@ pub(crate) struct Trees {
     pub recovering: bool,
     /// Repairs done during replay, as "what: old -> new" lines.
     pub repairs: Vec<String>,
+    /// Users being reconstructed off the shard thread: every access is refused meanwhile.
+    pub busy: std::collections::HashSet<Address>,
+    /// Set for one `apply`: the delivery's message file is already written (by the group
+    /// commit's helper thread, after the journal sync).
+    pub message_written: bool,
 }
 
 fn needs_reconstruct(user: &Address, name: &str, reason: impl Into<String>) -> StoreError {
@@ -123,11 +131,20 @@ impl Trees {
             unlink_queued: Vec::new(),
             recovering: false,
             repairs: Vec::new(),
+            busy: std::collections::HashSet::new(),
+            message_written: false,
         }
     }
 
     /// Loads a user (profile, mailbox list) once.
     pub fn user(&mut self, addr: &Address) -> Result<&mut User> {
+        if !self.busy.is_empty() && self.busy.contains(addr) {
+            return Err(StoreError::MailboxNotAllowed {
+                action: "use the mailboxes of",
+                name: addr.to_string(),
+                reason: "a reconstruct is in progress; retry",
+            });
+        }
         if !self.users.contains_key(addr) {
             let user = self.load_user(addr)?;
             self.evict_idle();
@@ -190,6 +207,7 @@ impl Trees {
     /// Applies one synced record. `cache` is the precomputed cache record of a delivery
     /// when the stage step made it (replay recomputes it).
     pub fn apply(&mut self, seq: u64, op: &Op, cache: Option<&[u8]>) -> Result<Outcome> {
+        let written = std::mem::take(&mut self.message_written);
         let recovering = self.recovering;
         let addr = op.user().clone();
         let user = self.user(&addr)?;
@@ -221,7 +239,7 @@ impl Trees {
                     size: message.len() as u64,
                     ..Record::default()
                 };
-                self.apply_deliver(&addr, *mailbox, rec, keywords, message, cache)
+                self.apply_deliver(&addr, *mailbox, rec, keywords, message, cache, written)
             }
             Op::Copy {
                 source,
@@ -252,8 +270,8 @@ impl Trees {
     /// The loaded box of an applied mailbox, creating its folder and index on first use.
     fn open_box(&mut self, addr: &Address, id: u32) -> Result<&mut OpenBox> {
         let recovering = self.recovering;
-        let user = self.user(addr)?;
-        if !user.boxes.contains_key(&id) {
+        if !self.user(addr)?.boxes.contains_key(&id) {
+            let user = self.user(addr)?;
             let entry = user
                 .list
                 .by_id(id)
@@ -263,32 +281,73 @@ impl Trees {
                 })?;
             let dir = mailbox_dir(&user.dir, id);
             let path = dir.join(INDEX_FILE);
+            let mut repairs = Vec::new();
+            let mut adopt_below = None;
             let index = if path.exists() {
-                let ix = if recovering {
-                    Index::open_recover(&path)
+                let strict = if recovering {
+                    None
                 } else {
-                    Index::open(&path)
+                    Some(Index::open(&path))
                 };
-                let ix = ix.map_err(|e| needs_reconstruct(addr, &entry.name, e.to_string()))?;
-                let h = ix.header();
-                if !recovering && (h.mailbox_id != id || h.uidvalidity != entry.uidvalidity) {
-                    return Err(needs_reconstruct(
-                        addr,
-                        &entry.name,
-                        "index belongs to another mailbox",
-                    ));
+                match strict {
+                    Some(Ok(ix)) => ix,
+                    Some(Err(e)) if !matches!(e, StoreError::Corrupt { .. }) => return Err(e),
+                    _ => {
+                        // Damaged (or after a crash): keep every intact record, rebuild the
+                        // rest from the message files below.
+                        let fallback = Fallback {
+                            mailbox_id: id,
+                            uidvalidity: entry.uidvalidity,
+                            uid_bound: entry.uid_bound,
+                            modseq_bound: entry.modseq_bound,
+                        };
+                        let s = Index::salvage(&path, Some(fallback))
+                            .map_err(|e| needs_reconstruct(addr, &entry.name, e.to_string()))?;
+                        repairs = s.repairs;
+                        if s.holes || !recovering {
+                            // In replay, records after the last intact one come back from
+                            // the journal (with their flags); only holes are adopted.
+                            adopt_below = Some(if recovering {
+                                s.index.records().last().map_or(0, |r| r.uid)
+                            } else {
+                                u32::MAX
+                            });
+                        }
+                        s.index
+                    }
                 }
-                ix
             } else if has_message_files(&dir) {
                 return Err(needs_reconstruct(addr, &entry.name, "index missing"));
             } else {
                 fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
                 Index::create(&path, id, entry.uidvalidity)?
             };
-            let cache = Cache::open(&dir.join(CACHE_FILE))?;
-            user.boxes.insert(id, OpenBox { index, cache });
+            let h = index.header();
+            if h.mailbox_id != id || h.uidvalidity != entry.uidvalidity {
+                return Err(needs_reconstruct(
+                    addr,
+                    &entry.name,
+                    format!(
+                        "index belongs to mailbox {} UIDVALIDITY {}",
+                        h.mailbox_id, h.uidvalidity
+                    ),
+                ));
+            }
+            // A compaction that crashed before its index switch leaves the next generation.
+            let unfinished = dir.join(cache_file_name(index.header().cache_gen + 1));
+            if unfinished.exists() {
+                fs::remove_file(&unfinished).map_err(|e| StoreError::io(&unfinished, e))?;
+            }
+            let cache = Cache::open(&index.cache_path())?;
+            let mut b = OpenBox { index, cache };
+            if let Some(below) = adopt_below {
+                adopt_orphans(&dir, &mut b, below, &mut repairs)?;
+            }
+            self.repairs.append(&mut repairs);
+            self.user(addr)?.boxes.insert(id, b);
         }
-        user.boxes
+        self.user(addr)?
+            .boxes
             .get_mut(&id)
             .ok_or_else(|| StoreError::NoSuchMailbox {
                 name: format!("#{id}"),
@@ -467,6 +526,7 @@ impl Trees {
         Ok(bits)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn apply_deliver(
         &mut self,
         addr: &Address,
@@ -475,22 +535,38 @@ impl Trees {
         keywords: &[String],
         message: &[u8],
         cache: Option<&[u8]>,
+        written: bool,
     ) -> Result<Outcome> {
-        if !self.check_in_list(addr, id)? {
+        let user_dir = self.user(addr)?.dir.clone();
+        let path = mailbox_dir(&user_dir, id).join(rec.uid.to_string());
+        let in_list = self.check_in_list(addr, id);
+        if written && !matches!(in_list, Ok(true)) {
+            let _ = fs::remove_file(&path);
+        }
+        if !in_list? {
             return Ok(Outcome::Delivered {
                 uidvalidity: 0,
                 uid: 0,
             });
         }
         let recovering = self.recovering;
-        rec.keywords = self.keyword_bits(addr, id, keywords, true)?;
-        let user_dir = self.user(addr)?.dir.clone();
-        let path = mailbox_dir(&user_dir, id).join(rec.uid.to_string());
+        rec.keywords = match self.keyword_bits(addr, id, keywords, true) {
+            Ok(bits) => bits,
+            Err(e) => {
+                if written {
+                    let _ = fs::remove_file(&path);
+                }
+                return Err(e);
+            }
+        };
         let b = self.open_box(addr, id)?;
         let uidvalidity = b.index.header().uidvalidity;
-        if rec.uid < b.index.uidnext() {
+        let found = b.index.find(rec.uid);
+        // Below UIDNEXT without a record: a replayed delivery whose record was lost (a torn
+        // or damaged index); it is written again below, into its place.
+        if rec.uid < b.index.uidnext() && (found.is_some() || !recovering) {
             // Replay of a delivery that reached the index: repair what did not reach disk.
-            if let Some(pos) = b.index.find(rec.uid) {
+            if let Some(pos) = found {
                 let mut have = b.index.records()[pos];
                 if !have.expunged && recovering {
                     repair_message(&path, message, &mut self.repairs)?;
@@ -521,10 +597,12 @@ impl Trees {
                 uid: rec.uid,
             });
         }
-        fs::write(&path, message).map_err(|e| {
-            let _ = fs::remove_file(&path);
-            StoreError::io(&path, e)
-        })?;
+        if !written {
+            fs::write(&path, message).map_err(|e| {
+                let _ = fs::remove_file(&path);
+                StoreError::io(&path, e)
+            })?;
+        }
         let entry;
         let entry_ref = match cache {
             Some(c) => c,
@@ -538,7 +616,7 @@ impl Trees {
             rec.cache_offset = at.offset;
             rec.cache_len = at.len;
             rec.cache_crc = at.crc;
-            b.index.append(rec)
+            b.index.insert(rec)
         });
         if let Err(e) = appended {
             let _ = fs::remove_file(&path);
@@ -619,8 +697,9 @@ impl Trees {
             let names = keyword_names.get(&su).cloned().unwrap_or_default();
             let bits = self.keyword_bits(addr, target, &names, true)?;
             let tb = self.open_box(addr, target)?;
-            if tu < tb.index.uidnext() {
-                if recovering && let Some(pos) = tb.index.find(tu) {
+            let found = tb.index.find(tu);
+            if tu < tb.index.uidnext() && (found.is_some() || !recovering) {
+                if recovering && let Some(pos) = found {
                     let mut have = tb.index.records()[pos];
                     if !to.exists() {
                         link_or_copy(&from, &to)?;
@@ -673,7 +752,7 @@ impl Trees {
                 expunged: false,
                 ..src
             };
-            tb.index.append(rec)?;
+            tb.index.insert(rec)?;
             added.0 += rec.size;
             added.1 += 1;
             self.notifier.publish(
@@ -866,11 +945,40 @@ impl Trees {
         Ok(Outcome::MailboxesChanged)
     }
 
+    /// Compacts every loaded mailbox with enough dead weight (see `compact_box`); run
+    /// after a checkpoint, when the files expunged before it are gone. `queued` are files
+    /// still waiting for the next checkpoint: their tombstones stay, so neither replay nor
+    /// reconstruct can take such a file for a live message. Returns the mailboxes compacted.
+    pub fn compact(&mut self) -> Result<usize> {
+        let mut queued: HashMap<PathBuf, Vec<u32>> = HashMap::new();
+        for p in &self.unlink_queued {
+            if let (Some(dir), Some(uid)) = (
+                p.parent(),
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.parse::<u32>().ok()),
+            ) {
+                queued.entry(dir.to_owned()).or_default().push(uid);
+            }
+        }
+        let mut done = 0;
+        for user in self.users.values_mut() {
+            for (&id, b) in user.boxes.iter_mut() {
+                let dir = mailbox_dir(&user.dir, id);
+                let keep = queued.get(&dir).map_or(&[][..], Vec::as_slice);
+                if compact_box(b, keep)? {
+                    done += 1;
+                }
+            }
+        }
+        Ok(done)
+    }
+
     /// Reads a cache record of an applied message (used by COPY staging and tests).
     #[allow(dead_code)]
     pub fn read_cache(&mut self, addr: &Address, id: u32, rec: &Record) -> Result<Vec<u8>> {
         let b = self.open_box(addr, id)?;
-        let path = b.index.path().with_file_name(CACHE_FILE);
+        let path = b.index.cache_path();
         let file = b.cache.file_handle()?;
         read_entry(
             &file,
@@ -882,6 +990,146 @@ impl Trees {
             },
         )
     }
+}
+
+/// Gives a record to every message file of `dir` below UID `below` that has none (its
+/// record was damaged and dropped by `Index::salvage`): flags are lost, the cache is
+/// recomputed, and the modseq is new so CONDSTORE clients refetch.
+fn adopt_orphans(dir: &Path, b: &mut OpenBox, below: u32, repairs: &mut Vec<String>) -> Result<()> {
+    let mut uids: Vec<u32> = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+        let e = e.map_err(|e| StoreError::io(dir, e))?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.is_empty() || !name.bytes().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(uid) = name.parse::<u32>()
+            && uid != 0
+            && uid < below
+            && b.index.find(uid).is_none()
+        {
+            uids.push(uid);
+        }
+    }
+    if uids.is_empty() {
+        return Ok(());
+    }
+    uids.sort_unstable();
+    let first_modseq = b.index.header().highest_modseq + 1;
+    let mut records = b.index.records().as_ref().clone();
+    for (modseq, uid) in (first_modseq..).zip(uids) {
+        let path = dir.join(uid.to_string());
+        let message = read_bounded(&path, crate::limits::MESSAGE_BYTES_MAX)?;
+        let at = b.cache.append(&crate::delivery::cache_record(&message))?;
+        let mtime = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        records.push(Record {
+            uid,
+            modseq,
+            internaldate: mtime,
+            size: message.len() as u64,
+            cache_offset: at.offset,
+            cache_len: at.len,
+            cache_crc: at.crc,
+            ..Record::default()
+        });
+        repairs.push(format!(
+            "{} record: missing -> adopted from the message file",
+            path.display()
+        ));
+    }
+    records.sort_by_key(|r| r.uid);
+    b.index.rewrite(records)
+}
+
+/// Rewrites a mailbox's index without its expunged records (but those in `keep`) and its
+/// cache with only the live entries, when at least `COMPACT_DEAD_MIN` records are dead and
+/// they are a quarter of all, or half the cache is dead bytes. Crash-safe: the new cache
+/// generation is written and synced, then the index naming it is written, synced and
+/// renamed over the old one (the switch), the directory synced, and only then the old
+/// cache removed. Sessions' views keep reading the old cache through their open handles.
+fn compact_box(b: &mut OpenBox, keep: &[u32]) -> Result<bool> {
+    let records = b.index.records();
+    let dead = records
+        .iter()
+        .filter(|r| r.expunged && !keep.contains(&r.uid))
+        .count();
+    let live_bytes: u64 = records
+        .iter()
+        .filter(|r| !r.expunged)
+        .map(|r| u64::from(r.cache_len))
+        .sum();
+    let cache_bytes = b.cache.len();
+    let dead_records = dead >= COMPACT_DEAD_MIN && dead * 4 >= records.len();
+    let dead_cache = cache_bytes >= COMPACT_CACHE_BYTES_MIN && live_bytes * 2 <= cache_bytes;
+    if !dead_records && !dead_cache {
+        return Ok(false);
+    }
+    let dir = b
+        .index
+        .path()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let gen_ = b.index.header().cache_gen + 1;
+    let new_path = dir.join(cache_file_name(gen_));
+    match fs::remove_file(&new_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io(&new_path, e)),
+    }
+    let mut cache = Cache::open(&new_path)?;
+    let mut kept = Vec::with_capacity(records.len() - dead);
+    for r in records.iter() {
+        if r.expunged {
+            if keep.contains(&r.uid) {
+                kept.push(Record {
+                    cache_offset: 0,
+                    cache_len: 0,
+                    cache_crc: 0,
+                    ..*r
+                });
+            }
+            continue;
+        }
+        let at = CacheRef {
+            offset: r.cache_offset,
+            len: r.cache_len,
+            crc: r.cache_crc,
+        };
+        let entry = match b.cache.read(at) {
+            Ok(e) => e,
+            // A damaged entry is recomputed from its message file.
+            Err(_) => {
+                let path = dir.join(r.uid.to_string());
+                crate::delivery::cache_record(&read_bounded(
+                    &path,
+                    crate::limits::MESSAGE_BYTES_MAX,
+                )?)
+            }
+        };
+        let at = cache.append(&entry)?;
+        kept.push(Record {
+            cache_offset: at.offset,
+            cache_len: at.len,
+            cache_crc: at.crc,
+            ..*r
+        });
+    }
+    let old_path = b.index.cache_path();
+    let synced = cache.sync();
+    if let Err(e) = synced.and_then(|()| b.index.rewrite_for_cache(kept, gen_)) {
+        let _ = fs::remove_file(&new_path);
+        return Err(e);
+    }
+    crate::durable::sync_dir(&dir)?;
+    b.cache = cache;
+    fs::remove_file(&old_path).map_err(|e| StoreError::io(&old_path, e))?;
+    Ok(true)
 }
 
 /// Writes the message file again when it is missing or has the wrong size.

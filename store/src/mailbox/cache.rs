@@ -4,7 +4,7 @@
 //! The file is a plain concatenation with no framing of its own: the index record holds
 //! each entry's offset, length and CRC-32, so a reader checks what it reads, and space
 //! left by a torn append (after a crash) is simply never referenced. Expunged entries stay
-//! until the mailbox is reconstructed.
+//! until compaction writes the next generation `cache.<g>` (see `index`, cache generation).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -59,9 +59,11 @@ impl Cache {
                 field: "cache record",
                 reason: format!("{} bytes is too large", entry.len()),
             })?;
-        self.file
-            .write_all_at(entry, self.end)
-            .map_err(|e| StoreError::io(&self.path, e))?;
+        if let Err(e) = self.file.write_all_at(entry, self.end) {
+            // A full disk may leave part of the entry; nothing refers to it, cut it anyway.
+            let _ = self.file.set_len(self.end);
+            return Err(StoreError::io(&self.path, e));
+        }
         let at = CacheRef {
             offset: self.end,
             len,
@@ -69,6 +71,23 @@ impl Cache {
         };
         self.end += u64::from(len);
         Ok(at)
+    }
+
+    /// Bytes in the file (live and dead entries).
+    pub fn len(&self) -> u64 {
+        self.end
+    }
+
+    /// True when the file holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.end == 0
+    }
+
+    /// fdatasyncs the file (compaction writes a new generation whole before switching).
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io(&self.path, e))
     }
 
     /// A second handle on the file, for views that outlive this value.

@@ -2,23 +2,34 @@
 //! store's small files (see `textfile`):
 //!
 //! ```text
-//! msgstore-mailboxes 1                 magic and version
+//! msgstore-mailboxes 2                 magic and version
 //! applied_seq 1700000000000123         journal sequence number of the last change applied
 //! next_id 3                            next mailbox id; ids are never reused within a user
 //! uidvalidity_next 1700000002          lower bound of the next UIDVALIDITY handed out
-//! mailbox_1 1700000000 1 - INBOX       one line per mailbox, key `mailbox_<id>`, value:
-//! mailbox_2 1700000001 1 sent Sent       <uidvalidity> <subscribed 0|1> <special-use> <name>
+//! mailbox_1 1700000000 1 - 1025 1030 INBOX   one line per mailbox, key `mailbox_<id>`,
+//! mailbox_2 1700000001 1 sent 0 0 Sent         value: <uidvalidity> <subscribed 0|1>
+//!                                              <special-use> <uid_bound> <modseq_bound> <name>
 //! crc32 0123abcd                       CRC-32 (IEEE) of every preceding byte
 //! ```
 //!
 //! Special-use is `-` or one of `sent drafts trash junk archive`. The name runs to the end of
 //! the line (it may hold spaces, never a control character). Lines are written in id order.
 //! Version policy as for `profile`: anything an older reader would misread bumps the version.
+//! Version 1 had no bounds (`<uidvalidity> <subscribed> <special-use> <name>`); it is still
+//! read, with both bounds 0 (unknown).
 //!
-//! UIDNEXT and HIGHESTMODSEQ are not here: they change with every delivery and live in the
-//! mailbox's `index`. The list changes only on create/delete/rename/subscribe/special-use,
-//! each a journal record that carries these exact bytes (see `journal`), so a torn write of
-//! this file after a crash is repaired by replay.
+//! UIDNEXT and HIGHESTMODSEQ themselves live in the mailbox's `index` (they change with every
+//! delivery). The bounds here make them survive the loss of the index: `uid_bound` is above
+//! every UID ever handed out in the mailbox and `modseq_bound` is at or above every modseq,
+//! so a reconstruct that finds no index can keep UIDVALIDITY (no UID can be reused) and
+//! never lowers HIGHESTMODSEQ. They are reserved in steps (`limits::UID_RESERVE_STEP`): the
+//! store stages a list record raising them *before* the first record that would pass them,
+//! in the same group commit, so the bound is durable whenever a UID beyond the old bound is.
+//! 0 means unknown (a version 1 file, a mailbox never written to).
+//!
+//! The list changes only on create/delete/rename/subscribe/special-use and bound
+//! reservations, each a journal record that carries these exact bytes (see `journal`), so a
+//! torn write of this file after a crash is repaired by replay.
 //!
 //! A user with no `mailboxes` file has the default list: INBOX with id 1 and UIDVALIDITY the
 //! account's creation time, so the first delivery needs no mailbox-list write at all.
@@ -35,7 +46,9 @@ pub const MAILBOXES_FILE: &str = "mailboxes";
 /// Magic word on the first line.
 pub const MAILBOXES_MAGIC: &str = "msgstore-mailboxes";
 /// The only version this build reads and writes.
-pub const MAILBOXES_VERSION: u32 = 1;
+pub const MAILBOXES_VERSION: u32 = 2;
+/// The older version this build still reads (no UID/modseq bounds).
+pub const MAILBOXES_VERSION_V1: u32 = 1;
 /// INBOX's id in a fresh account.
 pub const INBOX_ID: u32 = 1;
 
@@ -97,6 +110,10 @@ pub struct MailboxEntry {
     pub uidvalidity: u32,
     pub subscribed: bool,
     pub special_use: Option<SpecialUse>,
+    /// Above every UID ever handed out in this mailbox; 0 = unknown (see the module doc).
+    pub uid_bound: u32,
+    /// At or above every modseq ever handed out in this mailbox; 0 = unknown.
+    pub modseq_bound: u64,
 }
 
 /// The whole list, in id order.
@@ -123,6 +140,8 @@ impl MailboxList {
                 uidvalidity,
                 subscribed: true,
                 special_use: None,
+                uid_bound: 0,
+                modseq_bound: 0,
             }],
         }
     }
@@ -170,6 +189,8 @@ impl MailboxList {
             uidvalidity,
             subscribed: false,
             special_use,
+            uid_bound: 0,
+            modseq_bound: 0,
         });
         Ok(id)
     }
@@ -287,6 +308,32 @@ impl MailboxList {
         }
     }
 
+    /// Raises the bounds of mailbox `id` so that `uid_next` and `modseq` lie within them,
+    /// with `uid_step`/`modseq_step` to spare. False when no change was needed (or the
+    /// mailbox is gone).
+    pub fn reserve(
+        &mut self,
+        id: u32,
+        uid_next: u32,
+        modseq: u64,
+        uid_step: u32,
+        modseq_step: u64,
+    ) -> bool {
+        let Some(m) = self.mailboxes.iter_mut().find(|m| m.id == id) else {
+            return false;
+        };
+        let mut changed = false;
+        if uid_next > m.uid_bound {
+            m.uid_bound = uid_next.saturating_add(uid_step);
+            changed = true;
+        }
+        if modseq > m.modseq_bound {
+            m.modseq_bound = modseq.saturating_add(modseq_step);
+            changed = true;
+        }
+        changed
+    }
+
     /// True when some other mailbox lies below `name` (IMAP `\HasChildren`).
     pub fn has_children(&self, name: &str) -> bool {
         self.mailboxes
@@ -308,10 +355,12 @@ impl MailboxList {
             owned.push((
                 format!("mailbox_{}", m.id),
                 format!(
-                    "{} {} {} {}",
+                    "{} {} {} {} {} {}",
                     m.uidvalidity,
                     u8::from(m.subscribed),
                     m.special_use.map_or("-", SpecialUse::as_word),
+                    m.uid_bound,
+                    m.modseq_bound,
                     m.name
                 ),
             ));
@@ -325,7 +374,16 @@ impl MailboxList {
 
     /// Parses the file; anything off is `Corrupt`.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<MailboxList> {
-        let mut fields = textfile::decode(path, bytes, MAILBOXES_MAGIC, MAILBOXES_VERSION)?;
+        let (mut fields, version) =
+            match textfile::decode(path, bytes, MAILBOXES_MAGIC, MAILBOXES_VERSION) {
+                Ok(f) => (f, MAILBOXES_VERSION),
+                Err(e) => {
+                    match textfile::decode(path, bytes, MAILBOXES_MAGIC, MAILBOXES_VERSION_V1) {
+                        Ok(f) => (f, MAILBOXES_VERSION_V1),
+                        Err(_) => return Err(e),
+                    }
+                }
+            };
         let mut take = |key: &str| textfile::take(path, &mut fields, key);
         let applied_seq = textfile::number(path, "applied_seq", take("applied_seq")?)?;
         let next_id: u32 = textfile::number(path, "next_id", take("next_id")?)?;
@@ -338,9 +396,24 @@ impl MailboxList {
                 .strip_prefix("mailbox_")
                 .ok_or_else(|| corrupt(format!("unknown key {key}")))
                 .and_then(|id| textfile::number(path, key, id))?;
-            let mut parts = value.splitn(4, ' ');
+            let fields_before_name = if version == MAILBOXES_VERSION_V1 {
+                3
+            } else {
+                5
+            };
+            let mut parts = value.splitn(fields_before_name + 1, ' ');
             let mut next = || parts.next().unwrap_or_default();
-            let (uidvalidity, subscribed, special, name) = (next(), next(), next(), next());
+            let (uidvalidity, subscribed, special) = (next(), next(), next());
+            let (uid_bound, modseq_bound) = if version == MAILBOXES_VERSION_V1 {
+                (0, 0)
+            } else {
+                let (u, m) = (next(), next());
+                (
+                    textfile::number(path, key, u)?,
+                    textfile::number(path, key, m)?,
+                )
+            };
+            let name = next();
             let uidvalidity = textfile::number(path, key, uidvalidity)?;
             let subscribed = match subscribed {
                 "0" => false,
@@ -367,6 +440,8 @@ impl MailboxList {
                 uidvalidity,
                 subscribed,
                 special_use,
+                uid_bound,
+                modseq_bound,
             });
         }
         if !mailboxes.iter().any(|m| m.name == INBOX) {
@@ -396,16 +471,29 @@ mod tests {
         list.create("Sent", Some(SpecialUse::Sent), 1_700_000_000)?;
         list.subscribe("Sent", true)?;
         list.applied_seq = 7;
+        assert!(list.reserve(1, 1, 2, 1024, 1024));
+        assert!(!list.reserve(1, 1025, 1026, 1024, 1024));
         let bytes = list.to_bytes()?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = "msgstore-mailboxes 1\napplied_seq 7\nnext_id 3\n\
-                    uidvalidity_next 1700000002\nmailbox_1 1700000000 1 - INBOX\n\
-                    mailbox_2 1700000001 1 sent Sent\n";
+        let body = "msgstore-mailboxes 2\napplied_seq 7\nnext_id 3\n\
+                    uidvalidity_next 1700000002\nmailbox_1 1700000000 1 - 1025 1026 INBOX\n\
+                    mailbox_2 1700000001 1 sent 0 0 Sent\n";
         assert_eq!(
             text,
             format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()))
         );
         assert_eq!(MailboxList::parse(p(), &bytes)?, list);
+        // Version 1 (no bounds) is still read, with unknown (0) bounds.
+        let v1 = "msgstore-mailboxes 1\napplied_seq 7\nnext_id 3\n\
+                  uidvalidity_next 1700000002\nmailbox_1 1700000000 1 - INBOX\n\
+                  mailbox_2 1700000001 1 sent My Sent\n";
+        let v1 = format!("{v1}crc32 {:08x}\n", crc32fast::hash(v1.as_bytes()));
+        let old = MailboxList::parse(p(), v1.as_bytes())?;
+        assert_eq!(old.mailboxes[1].name, "My Sent");
+        assert_eq!(
+            (old.mailboxes[0].uid_bound, old.mailboxes[0].modseq_bound),
+            (0, 0)
+        );
         Ok(())
     }
 
