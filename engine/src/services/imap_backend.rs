@@ -280,27 +280,26 @@ impl b::ImapBackend for StoreBackend {
         }
     }
 
-    /// The whole live state, as `live_uids`: correct however many changes there
-    /// were; a change log walk would be cheaper for huge mailboxes.
+    /// From the shard's change log (`store::notify`) when it reaches back to
+    /// `since_modseq`: O(changes), however big the mailbox. When it does not (truncated,
+    /// or not watched), the whole live state as `live_uids`.
     fn changes(&mut self, mailbox: &str, since_modseq: u64) -> Result<b::Changes, b::BackendError> {
         let view = self
             .shard
             .mail
             .with(|ms| ms.open_mailbox(&self.user, mailbox))
             .map_err(map_err)?;
-        let uids = view.uids();
-        let updated = uids
-            .iter()
-            .filter_map(|uid| view.info(*uid))
-            .filter(|i| i.modseq > since_modseq)
-            .map(meta)
-            .collect();
+        let logged = self.shard.mail.with(|ms| {
+            ms.notifier()
+                .changes_since(&self.user, view.id(), since_modseq)
+        });
+        let c = view.changes_since(logged, since_modseq);
         Ok(b::Changes {
             highestmodseq: view.highest_modseq(),
             uidnext: view.uidnext(),
-            updated,
-            expunged: Vec::new(),
-            live_uids: Some(uids),
+            updated: c.updated.into_iter().map(meta).collect(),
+            expunged: c.expunged,
+            live_uids: c.live,
         })
     }
 
