@@ -13,6 +13,7 @@ use futures::future::{Either, select};
 use glommio::io::BufferedFile;
 use glommio::net::TcpStream;
 use protocols::imap::backend::BackendError;
+use protocols::imap::command::compress::COMPRESS_CAPABILITY;
 use protocols::imap::{
     AUTHENTICATED_CAPABILITIES, ImapConfig, ImapEvent, ImapHandoff, ImapSession, LoginOutcome,
     MailboxEvent, Transmit,
@@ -40,6 +41,8 @@ pub fn session_config(tls_on: bool, plaintext_allowed: bool) -> ImapConfig {
         capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
         capabilities_authenticated: AUTHENTICATED_CAPABILITIES
             .iter()
+            .copied()
+            .chain([COMPRESS_CAPABILITY])
             .map(|c| c.to_string())
             .collect(),
         login_allowed: tls_on || plaintext_allowed,
@@ -136,6 +139,11 @@ async fn drive(
                         }
                     };
                     session.tls_started();
+                }
+                ImapEvent::Compress => {
+                    // The OK went out above, uncompressed; the rest is deflated.
+                    conn.start_deflate();
+                    session.compress_started();
                 }
                 ImapEvent::SaslCredentials(request) => {
                     let answer = auth::sasl_credentials(&shard, peer, request).await;

@@ -65,14 +65,7 @@ pub const AUTHENTICATED_CAPABILITIES: &[&str] = &[
 
 /// Commands of IMAP4rev1/rev2 and the extensions we will serve that need the
 /// authenticated (or selected) state but are not implemented yet: `NO [CANNOT]`.
-const LATER_COMMANDS: &[&str] = &[
-    "GETACL",
-    "SETACL",
-    "DELETEACL",
-    "LISTRIGHTS",
-    "MYRIGHTS",
-    "COMPRESS",
-];
+const LATER_COMMANDS: &[&str] = &["GETACL", "SETACL", "DELETEACL", "LISTRIGHTS", "MYRIGHTS"];
 
 /// What a session needs to know about its listener. Small, `Clone` and `Send`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +132,10 @@ pub enum ImapEvent {
         username: Option<String>,
         success: bool,
     },
+    /// Write the output polled so far as it is, then deflate everything written and
+    /// inflate everything read from here on (RFC 4978, raw DEFLATE), and call
+    /// [`ImapSession::compress_started`]. Input buffered behind the command was dropped.
+    Compress,
 }
 
 /// Something the engine does about the store for the authenticated session; polled
@@ -305,6 +302,10 @@ pub(crate) struct Core {
     pub changed: bool,
     /// An AUTHENTICATE in progress.
     pub sasl: Option<SaslExchange>,
+    /// COMPRESS DEFLATE was accepted (RFC 4978): it cannot be turned on twice.
+    pub compress_active: bool,
+    /// Between COMPRESS's OK and `compress_started`; parsing waits meanwhile.
+    pub compress_pending: bool,
 }
 
 /// One IMAP server connection's protocol state. Not `Send`: it belongs to the
@@ -350,6 +351,8 @@ impl ImapSession {
             idle: None,
             changed: false,
             sasl: None,
+            compress_active: false,
+            compress_pending: false,
         };
         let greeting = format!(
             "OK [CAPABILITY {}] {} ready.",
@@ -470,6 +473,16 @@ impl ImapSession {
         self.core.process(&mut NoBackend);
     }
 
+    /// The engine has wrapped the connection in DEFLATE after [`ImapEvent::Compress`];
+    /// parsing resumes (the input now arrives inflated).
+    pub fn compress_started(&mut self) {
+        debug_assert!(
+            self.core.compress_pending,
+            "compress_started without Compress"
+        );
+        self.core.compress_pending = false;
+    }
+
     /// Marks a session on an implicit-TLS listener (IMAPS) before its greeting
     /// matters: `STARTTLS` is then never offered.
     pub fn set_tls_active(&mut self) {
@@ -532,7 +545,7 @@ impl Core {
             return Ok(());
         }
         loop {
-            if self.state == State::Closed {
+            if self.state == State::Closed || self.compress_pending {
                 return Ok(());
             }
             let (now, later) = data.split_at(data.len().min(self.framer.room()));
@@ -558,6 +571,7 @@ impl Core {
         while self.login_pending.is_none()
             && !self.sasl_waits_for_engine()
             && !self.tls_pending
+            && !self.compress_pending
             && self.waiting.is_none()
             && self.state != State::Closed
         {
@@ -748,6 +762,7 @@ impl Core {
             Command::Store(args) => self.store(tag, args, backend),
             Command::Copy(args) => self.copy(tag, args, backend),
             Command::Idle => self.idle_start(tag, backend),
+            Command::Compress { mechanism } => self.compress(&tag, &mechanism),
             Command::GetQuota { root } => self.get_quota(&tag, &root, backend),
             Command::GetQuotaRoot { mailbox } => self.get_quota_root(&tag, &mailbox, backend),
             Command::SetQuota(args) => self.set_quota(tag, args, backend),
@@ -1049,6 +1064,16 @@ impl Core {
     /// The capability list for the current state.
     pub(crate) fn capabilities(&self) -> String {
         match self.state {
+            State::Authenticated { .. } if self.compress_active => self
+                .config
+                .capabilities_authenticated
+                .iter()
+                .filter(|c| {
+                    !c.eq_ignore_ascii_case(crate::imap::command::compress::COMPRESS_CAPABILITY)
+                })
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
             State::Authenticated { .. } => self.config.capabilities_authenticated.join(" "),
             _ => {
                 let mut list = self.config.capabilities.join(" ");
