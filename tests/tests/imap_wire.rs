@@ -101,3 +101,174 @@ fn compress_deflate_with_imaplib_plain_and_tls() {
     assert_eq!(out, want);
     server.stop();
 }
+
+/// mbsync (Debian's isync) syncing a multi-folder account both ways: a first sync
+/// to an empty Maildir, changes on both sides (new message, flag, delete, new
+/// folder), a second sync, and a third that must find nothing to do.
+const MBSYNC_CLIENT: &str = r#"
+import email, imaplib, os, re, smtplib, subprocess, sys, time
+lmtp, imap, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+maildir = os.path.join(work, 'mail')
+os.makedirs(maildir)
+rc = os.path.join(work, 'mbsyncrc')
+open(rc, 'w').write(f'''IMAPAccount acct
+Host 127.0.0.1
+Port {imap}
+User ann@example.com
+Pass pw
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore remote
+Account acct
+
+MaildirStore local
+Path {maildir}/
+Inbox {maildir}/INBOX
+SubFolders Verbatim
+
+Channel sync
+Far :remote:
+Near :local:
+Patterns *
+Create Both
+Remove Both
+Expunge Both
+SyncState *
+''')
+
+def mbsync(label):
+    p = subprocess.run(['mbsync', '-c', rc, '-a'], capture_output=True, text=True, timeout=60)
+    print(label, 'mbsync', p.returncode)
+    if p.returncode != 0:
+        print(p.stdout, p.stderr, file=sys.stderr)
+
+def msg(subject):
+    return f'From: s@example.org\r\nTo: ann@example.com\r\nSubject: {subject}\r\nMessage-ID: <{subject}@example.org>\r\n\r\nbody of {subject}\r\n'.encode()
+
+FLAGS = {'\\Seen': 'S', '\\Flagged': 'F', '\\Answered': 'R', '\\Draft': 'D'}
+
+def server_state():
+    m = imaplib.IMAP4('127.0.0.1', imap)
+    m.login('ann@example.com', 'pw')
+    state = {}
+    for line in m.list()[1]:
+        name = line.decode().rsplit(' ', 1)[1].strip('"')
+        m.select(name, readonly=True)
+        typ, data = m.fetch('1:*', '(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
+        items = []
+        for d in data:
+            if not isinstance(d, tuple):
+                continue
+            flags = re.search(rb'FLAGS \(([^)]*)\)', d[0]).group(1).decode().split()
+            subject = email.message_from_bytes(d[1])['Subject']
+            items.append((subject, ''.join(sorted(FLAGS[f] for f in flags if f in FLAGS))))
+        state[name] = sorted(items)
+    m.logout()
+    return state
+
+def local_state():
+    state = {}
+    for path, dirs, files in os.walk(maildir):
+        if not os.path.isdir(os.path.join(path, 'cur')):
+            continue
+        name = os.path.relpath(path, maildir)
+        items = []
+        for sub in ('cur', 'new'):
+            for f in os.listdir(os.path.join(path, sub)):
+                raw = open(os.path.join(path, sub, f), 'rb').read()
+                subject = email.message_from_bytes(raw)['Subject']
+                flags = f.split(':2,', 1)[1] if ':2,' in f else ''
+                items.append((subject, ''.join(sorted(c for c in flags if c in 'SFRD'))))
+        state[name] = sorted(items)
+    return state
+
+l = smtplib.LMTP('127.0.0.1', lmtp)
+for s in ('in-1', 'in-2', 'in-3'):
+    l.sendmail('s@example.org', ['ann@example.com'], msg(s))
+l.quit()
+m = imaplib.IMAP4('127.0.0.1', imap)
+m.login('ann@example.com', 'pw')
+m.create('Work')
+m.create('Work/Deep')
+m.append('Work', '(\\Seen)', None, msg('work-1'))
+m.append('Work', None, None, msg('work-2'))
+m.append('Work/Deep', None, None, msg('deep-1'))
+m.logout()
+
+mbsync('first')
+print('first agree', server_state() == local_state())
+print('first local', local_state())
+
+# Server side: flag one, delete another.
+m = imaplib.IMAP4('127.0.0.1', imap)
+m.login('ann@example.com', 'pw')
+m.select('INBOX')
+typ, data = m.search(None, 'HEADER', 'Subject', 'in-1')
+m.store(data[0], '+FLAGS', '\\Flagged')
+typ, data = m.search(None, 'HEADER', 'Subject', 'in-2')
+m.store(data[0], '+FLAGS', '\\Deleted')
+m.expunge()
+m.logout()
+# Local side: a new message, a flag, a new folder.
+def drop(folder, name, body, flags=None):
+    os.makedirs(os.path.join(maildir, folder, 'tmp'), exist_ok=True)
+    os.makedirs(os.path.join(maildir, folder, 'cur'), exist_ok=True)
+    os.makedirs(os.path.join(maildir, folder, 'new'), exist_ok=True)
+    if flags is None:
+        open(os.path.join(maildir, folder, 'new', name), 'wb').write(body)
+    else:
+        open(os.path.join(maildir, folder, 'cur', name + ':2,' + flags), 'wb').write(body)
+drop('INBOX', f'{int(time.time())}.local1.test', msg('local-1'))
+drop('Local', f'{int(time.time())}.local2.test', msg('local-2'), 'S')
+renamed = 0
+for sub in ('new', 'cur'):
+    d = os.path.join(maildir, 'Work', sub)
+    for f in list(os.listdir(d)):
+        if os.path.join(d, f).endswith(':2,R'):
+            continue
+        if b'work-2' in open(os.path.join(d, f), 'rb').read():
+            base = f.split(':2,', 1)[0]
+            os.rename(os.path.join(d, f), os.path.join(maildir, 'Work', 'cur', base + ':2,R'))
+            renamed += 1
+assert renamed == 1, renamed
+
+mbsync('second')
+server, local = server_state(), local_state()
+print('second agree', server == local)
+print('second server', server)
+mbsync('third')
+print('third agree', server_state() == local_state() == server)
+"#;
+
+#[test]
+fn mbsync_syncs_a_multi_folder_account_both_ways() {
+    let site = Site::new(Options::default());
+    site.cli_ok(
+        &["account", "add", "ann@example.com", "--password-stdin"],
+        Some("pw\n"),
+    );
+    let server = site.start();
+    let work = tempfile::tempdir().expect("temp dir");
+    let out = python(
+        MBSYNC_CLIENT,
+        &[
+            &site.ports.lmtp.to_string(),
+            &site.ports.imap.to_string(),
+            &work.path().display().to_string(),
+        ],
+    );
+    let first = "{'INBOX': [('in-1', ''), ('in-2', ''), ('in-3', '')], \
+                 'Work': [('work-1', 'S'), ('work-2', '')], 'Work/Deep': [('deep-1', '')]}";
+    let second = "{'INBOX': [('in-1', 'F'), ('in-3', ''), ('local-1', '')], \
+                  'Local': [('local-2', 'S')], 'Work': [('work-1', 'S'), ('work-2', 'R')], \
+                  'Work/Deep': [('deep-1', '')]}";
+    assert_eq!(
+        out,
+        format!(
+            "first mbsync 0\nfirst agree True\nfirst local {first}\nsecond mbsync 0\n\
+             second agree True\nsecond server {second}\nthird mbsync 0\nthird agree True\n"
+        )
+    );
+    server.stop();
+}
