@@ -272,3 +272,71 @@ fn mbsync_syncs_a_multi_folder_account_both_ways() {
     );
     server.stop();
 }
+
+/// A 50 MB APPEND is streamed to disk: the server's peak RSS (VmHWM) grows by far less
+/// than the message, the message comes back byte-exact, bare LFs of a staged message
+/// become CRLF across read boundaries, and APPENDLIMIT is advertised and enforced
+/// (NO [TOOBIG] before a synchronising literal is sent, BYE for a non-synchronising one).
+const BIG_APPEND_CLIENT: &str = r#"
+import imaplib, re, socket, sys
+imap, pid = int(sys.argv[1]), int(sys.argv[2])
+def hwm():
+    for line in open(f'/proc/{pid}/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) * 1024
+m = imaplib.IMAP4('127.0.0.1', imap)
+m.login('ann@example.com', 'pw')
+caps = m.capability()[1][0].decode().split()
+limit = [int(c.split('=')[1]) for c in caps if c.startswith('APPENDLIMIT=')]
+print('appendlimit', limit)
+before = hwm()
+line = b'0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,;:!?\r\n'
+body = b'Subject: big\r\nFrom: a@example.org\r\n\r\n' + line * (50_000_000 // len(line))
+typ, data = m.append('INBOX', None, None, body)
+print('append', typ, data[0].split(b']')[0].split(b' ')[0].decode())
+after = hwm()
+grew = after - before
+print('rss grew', grew, 'from', before, file=sys.stderr)
+print('rss grew under 16 MB', grew < 16_000_000)
+m.select('INBOX')
+typ, resp = m.fetch('1', '(RFC822.SIZE BODY.PEEK[])')
+print('size', int(re.search(rb'RFC822.SIZE (\d+)', resp[0][0]).group(1)) == len(body))
+print('exact', resp[0][1] == body)
+del resp
+# Bare LFs, one right at every 4 KiB read boundary, in a staged (> 1 MiB) message.
+lf = b'Subject: lf\n\n' + (b'x' * 4095 + b'\n') * 600
+typ, data = m.append('INBOX', None, None, lf)
+typ, resp = m.fetch('2', '(BODY.PEEK[])')
+print('crlf', resp[0][1] == lf.replace(b'\n', b'\r\n'))
+typ, data = m.append('INBOX', None, None, b'x' * (limit[0] + 1))
+print('toobig', typ, b'TOOBIG' in data[0])
+print('still', m.noop()[0])
+m.logout()
+s = socket.create_connection(('127.0.0.1', imap))
+f = s.makefile('rwb')
+f.readline()
+f.write(b'a LOGIN ann@example.com pw\r\n'); f.flush(); f.readline()
+f.write(b'b APPEND INBOX {%d+}\r\n' % (limit[0] + 1)); f.flush()
+print('bye', f.readline().decode().strip())
+"#;
+
+#[test]
+fn fifty_megabyte_append_streams_to_disk() {
+    let site = Site::new(Options::default());
+    site.cli_ok(
+        &["account", "add", "ann@example.com", "--password-stdin"],
+        Some("pw\n"),
+    );
+    let server = site.start();
+    let out = python(
+        BIG_APPEND_CLIENT,
+        &[&site.ports.imap.to_string(), &server.pid().to_string()],
+    );
+    assert_eq!(
+        out,
+        "appendlimit [67108864]\nappend OK [APPENDUID\nrss grew under 16 MB True\nsize True\n\
+         exact True\ncrlf True\ntoobig NO True\nstill OK\n\
+         bye * BYE [TOOBIG] Message too big for APPENDLIMIT\n"
+    );
+    server.stop();
+}

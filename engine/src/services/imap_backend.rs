@@ -30,7 +30,14 @@ pub struct StoreBackend {
     next_admin: u64,
     /// The selected mailbox: name and id (for change notifications).
     selected: Option<(String, u32)>,
+    /// The streaming APPEND in progress, and large ones waiting to be staged.
+    appending: Option<crate::services::imap_append::Staging>,
+    deferred: HashMap<u64, crate::services::imap_append::Deferred>,
 }
+
+/// `Pending` numbers of deferred APPENDs: the store's tickets count up from 1, these
+/// down from here, so they never meet.
+const DEFERRED_PENDING_TOP: u64 = u64::MAX;
 
 impl StoreBackend {
     pub fn new(shard: Rc<Shard>, user: Address) -> StoreBackend {
@@ -41,8 +48,26 @@ impl StoreBackend {
             admin: HashMap::new(),
             next_admin: 0,
             selected: None,
+            appending: None,
+            deferred: HashMap::new(),
         }
     }
+
+    /// A large APPEND the session waits for, still to be made durable and staged
+    /// (`imap_append::stage_deferred`) before its commit.
+    pub fn take_deferred(
+        &mut self,
+        p: b::Pending,
+    ) -> Option<crate::services::imap_append::Deferred> {
+        self.deferred.remove(&p.0)
+    }
+
+    /// APPENDLIMIT: the session's literal limit and the store's message limit.
+    pub const APPEND_LIMIT: u64 = {
+        let store = store::limits::MESSAGE_BYTES_MAX as u64;
+        let imap = protocols::imap::limits::IMAP_APPEND_BYTES_MAX;
+        if store < imap { store } else { imap }
+    };
 
     pub fn user(&self) -> &Address {
         &self.user
@@ -427,10 +452,72 @@ impl b::ImapBackend for StoreBackend {
     }
 
     fn append_limit(&self) -> Option<u64> {
-        Some(
-            protocols::imap::limits::IMAP_APPEND_BYTES_MAX
-                .min(store::limits::MESSAGE_BYTES_MAX as u64),
-        )
+        Some(Self::APPEND_LIMIT)
+    }
+
+    fn append_begin(&mut self, mailbox: &str, size: u64) -> Result<(), b::BackendError> {
+        self.shard
+            .mail
+            .with(|ms| {
+                ms.open_mailbox(&self.user, mailbox)?;
+                ms.check_quota(&self.user, size)
+            })
+            .map_err(map_err)?;
+        self.appending = Some(Default::default());
+        Ok(())
+    }
+
+    fn append_data(&mut self, data: &[u8]) -> Result<(), b::BackendError> {
+        let Some(staging) = self.appending.as_mut() else {
+            return Err(b::BackendError::Unavailable);
+        };
+        let (shard, user) = (&self.shard, &self.user);
+        staging
+            .push(|| shard.mail.with(|ms| ms.staging_dir(user)), data)
+            .map_err(|e| {
+                tracing::warn!("{user} append: {e}");
+                b::BackendError::Unavailable
+            })
+    }
+
+    fn append_commit(
+        &mut self,
+        mailbox: &str,
+        f: &b::Flags,
+        date: Option<b::InternalDate>,
+    ) -> Result<b::Pending, b::BackendError> {
+        use crate::services::imap_append::{Deferred, Staged};
+        let staging = self.appending.take().ok_or(b::BackendError::Unavailable)?;
+        let staged = staging.finish().map_err(|e| {
+            tracing::warn!("{} append: {e}", self.user);
+            b::BackendError::Unavailable
+        })?;
+        match staged {
+            Staged::Inline(message) => self.append(mailbox, f, date, &message),
+            Staged::File(file, path, size) => {
+                let id = DEFERRED_PENDING_TOP - self.deferred.len() as u64;
+                let date = date.map_or_else(InternalDate::now, |d| InternalDate {
+                    unix_secs: d.unix_secs,
+                    tz_minutes: d.tz_minutes,
+                });
+                self.deferred.insert(
+                    id,
+                    Deferred {
+                        mailbox: mailbox.to_owned(),
+                        flags: flags(f),
+                        date,
+                        path,
+                        file,
+                        size,
+                    },
+                );
+                Ok(b::Pending(id))
+            }
+        }
+    }
+
+    fn append_abort(&mut self) {
+        self.appending = None;
     }
 
     fn append(

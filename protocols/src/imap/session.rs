@@ -15,7 +15,6 @@ use crate::imap::backend::{
 use crate::imap::command::authenticate::SaslExchange;
 use crate::imap::command::fetch::FetchArgs;
 use crate::imap::framing::{BufferFull, Frame, Framer, Literal};
-use crate::imap::limits::IMAP_APPEND_BYTES_MAX;
 use crate::imap::mailbox_name::{self, NameError};
 use crate::imap::parser::{Command, ParseError, TaggedCommand, parse_command};
 use crate::imap::types::{AString, Secret, Tag};
@@ -306,6 +305,8 @@ pub(crate) struct Core {
     pub compress_active: bool,
     /// Between COMPRESS's OK and `compress_started`; parsing waits meanwhile.
     pub compress_pending: bool,
+    /// The APPEND whose message literal is streaming to the backend.
+    pub append: Option<crate::imap::command::append::AppendStream>,
 }
 
 /// One IMAP server connection's protocol state. Not `Send`: it belongs to the
@@ -353,6 +354,7 @@ impl ImapSession {
             sasl: None,
             compress_active: false,
             compress_pending: false,
+            append: None,
         };
         let greeting = format!(
             "OK [CAPABILITY {}] {} ready.",
@@ -595,6 +597,12 @@ impl Core {
                     self.framer.consume_frame();
                     self.idle_done(done, backend);
                 }
+                Frame::Complete if self.append.is_some() => {
+                    let frame = self.framer.frame().to_vec();
+                    self.framer.consume_frame();
+                    self.append_complete(&frame, backend);
+                }
+                Frame::StreamData => self.append_stream_data(backend),
                 Frame::Complete => {
                     let parsed = parse_command(self.framer.frame());
                     self.framer.consume_frame();
@@ -610,15 +618,23 @@ impl Core {
         }
     }
 
-    fn decide_literal(&mut self, tag: Option<&Tag>, literal: Literal, backend: &dyn ImapBackend) {
+    fn decide_literal(
+        &mut self,
+        tag: Option<&Tag>,
+        literal: Literal,
+        backend: &mut dyn ImapBackend,
+    ) {
         let authenticated = matches!(self.state, State::Authenticated { .. });
         let append = authenticated && self.framer.frame_is_command(b"APPEND");
-        let (literal_bytes_max, command_bytes_max) = if append {
-            let limit = backend
-                .append_limit()
-                .map_or(IMAP_APPEND_BYTES_MAX, |l| l.min(IMAP_APPEND_BYTES_MAX));
-            (limit, limit.saturating_add(IMAP_COMMAND_BYTES_MAX as u64))
-        } else if authenticated {
+        if append && self.append.is_some() {
+            return self.append_second_literal(backend);
+        }
+        if append
+            && let Some(head) = crate::imap::command::append::parse_head(self.framer.frame_so_far())
+        {
+            return self.append_literal(head, literal, backend);
+        }
+        let (literal_bytes_max, command_bytes_max) = if authenticated {
             (IMAP_LITERAL_BYTES_MAX, IMAP_COMMAND_BYTES_MAX as u64)
         } else {
             (
@@ -632,16 +648,7 @@ impl Core {
                 self.output
                     .extend_from_slice(b"+ Ready for literal data\r\n");
             }
-            if append {
-                let needed = usize::try_from(command_bytes)
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(IMAP_LINE_BYTES_MAX);
-                self.framer.raise_buffer_limit(needed);
-            }
             self.framer.accept_literal();
-        } else if append {
-            self.framer.reject_literal();
-            self.respond(tag, Status::No, "[TOOBIG] Message too big");
         } else {
             self.framer.reject_literal();
             self.respond(tag, Status::Bad, "[TOOBIG] Literal too big");
