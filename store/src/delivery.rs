@@ -377,6 +377,16 @@ impl Mailstore {
         date: InternalDate,
     ) -> Result<Ticket> {
         let staged = (|| {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|_| path.parent() == Some(self.staging_dir(user).as_path()))
+                .filter(|n| !n.starts_with('.'))
+                .ok_or_else(|| StoreError::InvalidValue {
+                    field: "staged file",
+                    reason: format!("{} is not in the staging folder", path.display()),
+                })?
+                .to_owned();
             flags.validate()?;
             if size > MESSAGE_BYTES_MAX as u64 {
                 return Err(StoreError::InvalidValue {
@@ -400,7 +410,7 @@ impl Mailstore {
                 internaldate: date.unix_secs,
                 tz_minutes: date.tz_minutes,
                 size,
-                path: path.clone(),
+                name,
             };
             self.push(vec![(op, Some(cache), size)])
         })();

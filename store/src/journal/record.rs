@@ -14,8 +14,9 @@
 //!     list      the new `mailboxes` file, u32 length + bytes,
 //!               removed mailboxes: count u32 + id u32…
 //!     deliver file  as deliver up to tz minutes, then size u64 and the staged file's
-//!               path (u32 length + bytes): a large APPEND, written and made durable
-//!               before the record, linked into the mailbox when applied
+//!               name in the user's `staging` folder (u32 length + bytes): a large
+//!               APPEND, written and made durable before the record, linked into the
+//!               mailbox when applied
 //! keywords = count u8 + (u8 length + name)…
 //! ```
 //!
@@ -87,7 +88,9 @@ pub enum Op {
         internaldate: i64,
         tz_minutes: i16,
         size: u64,
-        path: std::path::PathBuf,
+        /// File name in the user's staging folder (`delivery::STAGING_DIR`): relative,
+        /// so the record stays right when the store's roots move.
+        name: String,
     },
 }
 
@@ -202,9 +205,8 @@ impl Op {
                 internaldate,
                 tz_minutes,
                 size,
-                path,
+                name,
             } => {
-                use std::os::unix::ffi::OsStrExt;
                 w.u8(6);
                 w.user(user);
                 w.u32(*mailbox);
@@ -215,7 +217,7 @@ impl Op {
                 w.u64(*internaldate as u64);
                 w.0.extend_from_slice(&tz_minutes.to_le_bytes());
                 w.u64(*size);
-                w.bytes(path.as_os_str().as_bytes());
+                w.bytes(name.as_bytes());
             }
         }
         w.0
@@ -288,9 +290,12 @@ impl Op {
                 internaldate: r.u64()? as i64,
                 tz_minutes: i16::from_le_bytes(r.array()?),
                 size: r.u64()?,
-                path: {
-                    use std::os::unix::ffi::OsStrExt;
-                    std::path::PathBuf::from(std::ffi::OsStr::from_bytes(r.bytes()?))
+                name: {
+                    let name = std::str::from_utf8(r.bytes()?).map_err(|_| bad("utf-8"))?;
+                    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                        return Err(bad("staged file name"));
+                    }
+                    name.to_owned()
                 },
             },
             _ => return Err(bad("record kind")),
@@ -488,7 +493,7 @@ mod tests {
                 internaldate: 7,
                 tz_minutes: -60,
                 size: 1 << 40,
-                path: "/r0/users/x/staging/1".into(),
+                name: "123.456.7".into(),
             },
         ];
         for op in ops {

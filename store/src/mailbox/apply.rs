@@ -255,7 +255,7 @@ impl Trees {
                 internaldate,
                 tz_minutes,
                 size,
-                path,
+                name,
                 ..
             } => {
                 let rec = Record {
@@ -269,7 +269,12 @@ impl Trees {
                     size: *size,
                     ..Record::default()
                 };
-                self.apply_deliver_file(&addr, *mailbox, rec, keywords, path, cache)
+                let staged = self
+                    .user(&addr)?
+                    .dir
+                    .join(crate::delivery::STAGING_DIR)
+                    .join(name);
+                self.apply_deliver_file(&addr, *mailbox, rec, keywords, &staged, cache)
             }
         }
     }
