@@ -389,7 +389,7 @@ impl Trees {
             uidvalidity: b.index.header().uidvalidity,
             uidnext: b.index.uidnext(),
             highest_modseq: b.index.header().highest_modseq,
-            cache: Some(Rc::new(b.cache.file_handle()?)),
+            cache: Some(b.cache.file_handle()?),
         })
     }
 
