@@ -33,11 +33,12 @@ pub struct StoreBackend {
     /// The streaming APPEND in progress, and large ones waiting to be staged.
     appending: Option<crate::services::imap_append::Staging>,
     deferred: HashMap<u64, crate::services::imap_append::Deferred>,
+    deferred_count: u64,
 }
 
-/// `Pending` numbers of deferred APPENDs: the store's tickets count up from 1, these
-/// down from here, so they never meet.
-const DEFERRED_PENDING_TOP: u64 = u64::MAX;
+/// `Pending` numbers of deferred (large, staged) APPENDs have this bit set: apart from
+/// the store's tickets and from `ADMIN_PENDING`.
+const DEFERRED_PENDING: u64 = 1 << 62;
 
 impl StoreBackend {
     pub fn new(shard: Rc<Shard>, user: Address) -> StoreBackend {
@@ -50,6 +51,7 @@ impl StoreBackend {
             selected: None,
             appending: None,
             deferred: HashMap::new(),
+            deferred_count: 0,
         }
     }
 
@@ -495,7 +497,8 @@ impl b::ImapBackend for StoreBackend {
         match staged {
             Staged::Inline(message) => self.append(mailbox, f, date, &message),
             Staged::File(file, path, size) => {
-                let id = DEFERRED_PENDING_TOP - self.deferred.len() as u64;
+                let id = DEFERRED_PENDING | (self.deferred_count & (DEFERRED_PENDING - 1));
+                self.deferred_count += 1;
                 let date = date.map_or_else(InternalDate::now, |d| InternalDate {
                     unix_secs: d.unix_secs,
                     tz_minutes: d.tz_minutes,
