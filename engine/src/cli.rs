@@ -51,6 +51,11 @@ enum Command {
     Stats,
     /// Sessions of the running server, per shard.
     Who,
+    /// Internal: print the cache record (precomputed MIME structure) of a CRLF message
+    /// file. The server runs it for a large APPEND, so that message is never read whole
+    /// into the server's memory.
+    #[command(hide = true)]
+    PrecomputeMessage { path: PathBuf },
     /// Rebuild mailbox lists, indexes and caches from the message files, keeping
     /// what can be kept of flags and UIDs. Works online and offline.
     Reconstruct {
@@ -186,6 +191,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             return crate::runtime::serve(config);
         }
         Command::Route { address } => return route(&config, &address),
+        Command::PrecomputeMessage { path } => {
+            use std::io::Write;
+            let message = store::durable::read_bounded(&path, store::limits::MESSAGE_BYTES_MAX)?;
+            let record = store::delivery::cache_record(&message);
+            std::io::stdout().lock().write_all(&record)?;
+            return Ok(());
+        }
         Command::Reconstruct { addresses, all } => return reconstruct(&config, addresses, all),
         Command::Stats => AdminRequest::Stats,
         Command::Who => AdminRequest::Who,

@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
@@ -25,11 +26,31 @@ pub struct TlsState {
 pub struct Conn {
     stream: TcpStream,
     tls: Option<TlsState>,
+    /// IMAP COMPRESS=DEFLATE (RFC 4978), inside TLS when both are on.
+    deflate: Option<Box<Deflate>>,
 }
+
+/// Raw DEFLATE both ways (RFC 1951, no zlib header), with flate2 (miniz_oxide): a
+/// well-kept crate, and compression is opt-in per connection, off the default path.
+struct Deflate {
+    inflate: Decompress,
+    deflate: Compress,
+    /// Compressed bytes read and not yet inflated: `input[input_at..]`.
+    input: Vec<u8>,
+    input_at: usize,
+}
+
+/// Compressed input that inflates to nothing may not pile up past this (a stalled or
+/// hostile stream); the connection ends instead.
+const DEFLATE_INPUT_PENDING_MAX: usize = 1 << 20;
 
 impl Conn {
     pub fn plain(stream: TcpStream) -> Conn {
-        Conn { stream, tls: None }
+        Conn {
+            stream,
+            tls: None,
+            deflate: None,
+        }
     }
 
     /// Starts a server-side TLS session on `stream` (implicit TLS or STARTTLS);
@@ -42,15 +63,111 @@ impl Conn {
                 conn: Box::new(conn),
                 pending: Vec::new(),
             }),
+            deflate: None,
         })
     }
 
     pub fn from_parts(stream: TcpStream, tls: Option<TlsState>) -> Conn {
-        Conn { stream, tls }
+        Conn {
+            stream,
+            tls,
+            deflate: None,
+        }
     }
 
+    /// For STARTTLS and the hand-off, both before login: compression (after login) is
+    /// never on then.
     pub fn into_parts(self) -> (TcpStream, Option<TlsState>) {
+        debug_assert!(
+            self.deflate.is_none(),
+            "a compressed connection is not split"
+        );
         (self.stream, self.tls)
+    }
+
+    /// From now on everything written is deflated and everything read inflated
+    /// (IMAP COMPRESS=DEFLATE, RFC 4978: raw DEFLATE, a sync flush after each write).
+    pub fn start_deflate(&mut self) {
+        self.deflate = Some(Box::new(Deflate {
+            inflate: Decompress::new(false),
+            deflate: Compress::new(Compression::default(), false),
+            input: Vec::new(),
+            input_at: 0,
+        }));
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Reads bytes for the protocol: inflated when COMPRESS is on; 0 at the end.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.deflate.is_none() || buf.is_empty() {
+            return self.read_raw(buf).await;
+        }
+        loop {
+            let Some(d) = self.deflate.as_mut() else {
+                return Ok(0);
+            };
+            if d.input_at < d.input.len() {
+                let (in0, out0) = (d.inflate.total_in(), d.inflate.total_out());
+                let status = d
+                    .inflate
+                    .decompress(&d.input[d.input_at..], buf, FlushDecompress::None)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                d.input_at += (d.inflate.total_in() - in0) as usize;
+                let produced = (d.inflate.total_out() - out0) as usize;
+                if d.input_at == d.input.len() {
+                    d.input.clear();
+                    d.input_at = 0;
+                }
+                if produced > 0 {
+                    return Ok(produced);
+                }
+                if status == Status::StreamEnd {
+                    // The client ended the DEFLATE stream: nothing more can follow.
+                    return Ok(0);
+                }
+                if d.input.len() - d.input_at > DEFLATE_INPUT_PENDING_MAX {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "compressed input does not inflate",
+                    ));
+                }
+            }
+            let mut chunk = [0u8; READ_CHUNK_BYTES];
+            let n = self.read_raw(&mut chunk).await?;
+            if n == 0 {
+                return Ok(0);
+            }
+            if let Some(d) = self.deflate.as_mut() {
+                d.input.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+
+    /// Writes bytes of the protocol: deflated (and flushed) when COMPRESS is on.
+    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        let Some(d) = self.deflate.as_mut() else {
+            return self.write_raw(data).await;
+        };
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        let mut rest = data;
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(4096));
+            }
+            let before = d.deflate.total_in();
+            d.deflate
+                .compress_vec(rest, &mut out, FlushCompress::Sync)
+                .map_err(io::Error::other)?;
+            rest = &rest[(d.deflate.total_in() - before) as usize..];
+            // The sync flush is complete once a call left room in the output.
+            if rest.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        self.write_raw(&out).await
     }
 
     pub fn is_tls(&self) -> bool {
@@ -58,7 +175,7 @@ impl Conn {
     }
 
     /// Reads decrypted bytes; 0 at the end of the stream.
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    async fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_mut() else {
             return self.stream.read(buf).await;
         };
@@ -100,7 +217,7 @@ impl Conn {
         }
     }
 
-    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    async fn write_raw(&mut self, data: &[u8]) -> io::Result<()> {
         match self.tls.as_mut() {
             None => self.stream.write_all(data).await,
             Some(tls) => {

@@ -73,6 +73,14 @@ pub const AUTH_CACHE_SECONDS: u64 = 600;
 /// Bytes of a message file read and written per step when FETCH streams a body.
 pub const IMAP_FETCH_CHUNK_BYTES: usize = 64 * 1024;
 
+/// An APPEND literal up to this size is kept in memory and staged with its bytes in the
+/// journal record (one fdatasync, shared by the group commit); a larger one goes to a
+/// staging file as it arrives, so a connection never holds more than this of it.
+pub const IMAP_APPEND_INLINE_BYTES: usize = 1024 * 1024;
+
+/// Bytes of a staged APPEND written to its file per write (the rest waits in memory).
+pub const IMAP_APPEND_WRITE_BYTES: usize = 64 * 1024;
+
 /// Seconds an MTA's socketmap connection may stay silent; Postfix's proxymap keeps
 /// them open and reconnects when they close.
 pub const SOCKETMAP_IDLE_SECONDS: u64 = 600;

@@ -119,6 +119,7 @@ fn drive(input: &[u8], read_sizes: &[usize], outcomes: &[u8], handoff_every: usi
                 // Not offered by the default config; read-size independence
                 // could not hold with it (input behind STARTTLS is discarded).
                 Some(ImapEvent::StartTls) => session.tls_started(),
+                Some(ImapEvent::Compress) => session.compress_started(),
                 None => break,
             }
         }

@@ -9,6 +9,8 @@
 //! O: login-disabled          option, before anything else (ImapConfig::login_allowed = false)
 //! O: starttls                option: STARTTLS offered (ImapConfig::starttls_available)
 //! E: starttls / tls-started  expect the StartTls event / the engine finished the switch
+//! O: compress                option: COMPRESS=DEFLATE offered after login
+//! E: compress / compress-started  expect the Compress event / the engine wrapped the stream
 //! C: a LOGIN bob pw          client line; CRLF is appended. Consecutive C: lines are
 //!                            sent as ONE packet; any other line in between splits packets
 //! S: a OK ...                expected server line (CRLF appended); checked, in order,
@@ -95,6 +97,8 @@ enum Step {
     ExpectSasl(ImapEvent),
     Provide(Credentials),
     TlsStarted,
+    ExpectCompress,
+    CompressStarted,
     Answer(LoginOutcome),
     Handoff,
     Backend(Fixture),
@@ -173,6 +177,7 @@ struct Transcript {
     login_allowed: bool,
     starttls: bool,
     sasl_nonce: Option<String>,
+    compress: bool,
     /// (line number, step)
     steps: Vec<(usize, Step)>,
 }
@@ -183,6 +188,7 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
         login_allowed: true,
         starttls: false,
         sasl_nonce: None,
+        compress: false,
         steps: Vec::new(),
     };
     let mut previous_was_client = false;
@@ -250,6 +256,11 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
                 previous_was_client = false;
                 continue;
             }
+            "O" if body == "compress" => {
+                transcript.compress = true;
+                previous_was_client = false;
+                continue;
+            }
             "O" if body == "starttls" => {
                 transcript.starttls = true;
                 previous_was_client = false;
@@ -281,6 +292,8 @@ fn parse_transcript(text: &str) -> Result<Transcript, String> {
                     [verb] if verb == b"close" => Step::ExpectClose,
                     [verb] if verb == b"starttls" => Step::ExpectStartTls,
                     [verb] if verb == b"tls-started" => Step::TlsStarted,
+                    [verb] if verb == b"compress" => Step::ExpectCompress,
+                    [verb] if verb == b"compress-started" => Step::CompressStarted,
                     [verb] if verb == b"wait" => Step::ExpectWait,
                     [verb] if verb == b"commit" => Step::Commit,
                     [verb] if verb == b"fail" => Step::Fail,
@@ -442,6 +455,11 @@ impl Runner {
                 other => return Err(format!("line {line}: expected {expected:?}, got {other:?}")),
             },
             Step::Provide(credentials) => self.session().sasl_credentials(credentials.clone()),
+            Step::ExpectCompress => match self.session().poll_event() {
+                Some(ImapEvent::Compress) => {}
+                other => return Err(format!("line {line}: expected Compress, got {other:?}")),
+            },
+            Step::CompressStarted => self.session().compress_started(),
             Step::Answer(outcome) => {
                 let session = self.session.as_mut().expect("session present");
                 match self.backend.as_mut() {
@@ -575,11 +593,15 @@ fn record() {
 }
 
 fn config(transcript: &Transcript) -> ImapConfig {
+    let mut capabilities_authenticated: Vec<String> = ["IMAP4rev1", "LITERAL+", "ID", "ENABLE"]
+        .map(String::from)
+        .into();
+    if transcript.compress {
+        capabilities_authenticated.push("COMPRESS=DEFLATE".into());
+    }
     ImapConfig {
         capabilities: ["IMAP4rev1", "LITERAL+", "ID"].map(String::from).into(),
-        capabilities_authenticated: ["IMAP4rev1", "LITERAL+", "ID", "ENABLE"]
-            .map(String::from)
-            .into(),
+        capabilities_authenticated,
         login_allowed: transcript.login_allowed,
         starttls_available: transcript.starttls,
         server_name: "imap.example.net".into(),

@@ -113,6 +113,45 @@ fn bench_big(c: &mut Criterion) {
         })
     });
     g.throughput(Throughput::Elements(1));
+    // What an IMAP NOOP/IDLE wake learns after 10 flag changes: the whole-mailbox walk
+    // (no change log) against the notifier's log (`engine` StoreBackend::changes).
+    e.ms.notifier()
+        .watch(&e.user, view.id(), view.highest_modseq());
+    let since = view.highest_modseq();
+    for uid in 1..=10u32 {
+        e.ms.stage_store_flags(
+            &e.user,
+            "INBOX",
+            &[uid * 1000],
+            store::journal::record::FlagMode::Add,
+            &Flags {
+                system: SystemFlags::FLAGGED,
+                keywords: Vec::new(),
+            },
+        )
+        .expect("stage flags");
+    }
+    flush(&mut e.ms);
+    let changed = e.ms.open_mailbox(&e.user, "INBOX").expect("open");
+    g.bench_function("changes_full_walk", |b| {
+        b.iter(|| black_box(changed.changes_since(None, since).updated.len()))
+    });
+    g.bench_function("changes_from_log", |b| {
+        b.iter(|| {
+            let log = e.ms.notifier().changes_since(&e.user, changed.id(), since);
+            black_box(changed.changes_since(log, since).updated.len())
+        })
+    });
+    assert_eq!(
+        changed
+            .changes_since(
+                e.ms.notifier().changes_since(&e.user, changed.id(), since),
+                since
+            )
+            .updated,
+        changed.changes_since(None, since).updated
+    );
+    drop(changed);
     let mut n = BIG;
     g.bench_function("deliver_durable", |b| {
         b.iter(|| {

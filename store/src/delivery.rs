@@ -47,6 +47,9 @@ use crate::store::Store;
 
 pub use crate::mailbox::apply::Outcome;
 
+/// The folder of a user's tree where large APPENDs are written before they are staged.
+pub const STAGING_DIR: &str = "staging";
+
 /// Normalises bare LF to CRLF (`store::message::normalize_crlf`); every other byte,
 /// 8-bit and NUL included, is kept.
 pub fn normalize_crlf(msg: &[u8]) -> Vec<u8> {
@@ -410,6 +413,73 @@ impl Mailstore {
         date: InternalDate,
     ) -> Result<Ticket> {
         self.stage_message(user, mailbox, message, flags, date)
+    }
+
+    /// Where the engine writes a large APPEND before [`Mailstore::stage_append_file`]:
+    /// in the user's tree, so the file can be hard-linked into a mailbox.
+    pub fn staging_dir(&self, user: &Address) -> PathBuf {
+        self.trees.store.user_dir(user).join(STAGING_DIR)
+    }
+
+    /// IMAP APPEND of a large message the engine streamed to `path` (in
+    /// [`Mailstore::staging_dir`]): already CRLF, `size` bytes, `cache` its precomputed
+    /// cache record. The caller has made the file durable (fdatasync, and an fsync of
+    /// the staging folder) before calling: the journal record only names it. The file
+    /// belongs to the store from here on, also when this fails.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stage_append_file(
+        &mut self,
+        user: &Address,
+        mailbox: &str,
+        path: PathBuf,
+        size: u64,
+        cache: Vec<u8>,
+        flags: &Flags,
+        date: InternalDate,
+    ) -> Result<Ticket> {
+        let staged = (|| {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|_| path.parent() == Some(self.staging_dir(user).as_path()))
+                .filter(|n| !n.starts_with('.'))
+                .ok_or_else(|| StoreError::InvalidValue {
+                    field: "staged file",
+                    reason: format!("{} is not in the staging folder", path.display()),
+                })?
+                .to_owned();
+            flags.validate()?;
+            if size > MESSAGE_BYTES_MAX as u64 {
+                return Err(StoreError::InvalidValue {
+                    field: "message",
+                    reason: format!("{size} bytes is over the limit of {MESSAGE_BYTES_MAX}"),
+                });
+            }
+            let entry = self.staged_entry(user, mailbox)?;
+            self.quota_check(user, size)?;
+            let c = self.trees.counters(user, entry.id)?;
+            let uid = c.uid_next;
+            c.uid_next += 1;
+            c.modseq += 1;
+            let op = Op::DeliverFile {
+                user: user.clone(),
+                mailbox: entry.id,
+                uid,
+                modseq: c.modseq,
+                flags: flags.system,
+                keywords: flags.keywords.clone(),
+                internaldate: date.unix_secs,
+                tz_minutes: date.tz_minutes,
+                size,
+                name,
+            };
+            let reserve = self.reservation(user, entry.id)?;
+            self.push_reserved(reserve, vec![(op, Some(cache), size)])
+        })();
+        if staged.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        staged
     }
 
     fn stage_message(

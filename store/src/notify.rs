@@ -33,6 +33,8 @@ struct Channel {
     truncated_at: u64,
     highest: u64,
     wakers: Vec<Waker>,
+    /// Sessions with the mailbox selected; the channel goes when the last one leaves.
+    watchers: u32,
 }
 
 /// Every watched mailbox of a shard, by (user, mailbox id).
@@ -60,17 +62,27 @@ impl Notifier {
     }
 
     /// Starts keeping changes of a mailbox from `highest_modseq` on (a session selects it).
+    /// Each `watch` is paired with one [`Notifier::unwatch`].
     pub fn watch(&mut self, user: &Address, mailbox: u32, highest_modseq: u64) {
         let ch = self.channels.entry((user.clone(), mailbox)).or_default();
-        if ch.highest == 0 {
-            ch.highest = highest_modseq;
-            ch.truncated_at = highest_modseq;
+        if ch.watchers == 0 && ch.log.is_empty() {
+            // A new channel (or one only a waiter created): the log starts here.
+            ch.highest = ch.highest.max(highest_modseq);
+            ch.truncated_at = ch.highest;
         }
+        ch.watchers += 1;
     }
 
-    /// Stops watching when no session needs it any more.
+    /// One session stopped watching; the log goes with the last one.
     pub fn unwatch(&mut self, user: &Address, mailbox: u32) {
-        self.channels.remove(&(user.clone(), mailbox));
+        let key = (user.clone(), mailbox);
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return;
+        };
+        ch.watchers = ch.watchers.saturating_sub(1);
+        if ch.watchers == 0 {
+            self.channels.remove(&key);
+        }
     }
 
     /// Ready with the mailbox's highest modseq once it is above `since`; otherwise the
@@ -93,10 +105,11 @@ impl Notifier {
     }
 
     /// Changes with a modseq above `since`, oldest first; `None` when the log no longer
-    /// reaches back that far (the session re-reads the index instead).
+    /// reaches back that far (the session re-reads the index instead). Costs a walk of
+    /// the log (at most `CHANGES_PER_MAILBOX_MAX`), never of the mailbox.
     pub fn changes_since(&self, user: &Address, mailbox: u32, since: u64) -> Option<Vec<Change>> {
         let ch = self.channels.get(&(user.clone(), mailbox))?;
-        if since < ch.truncated_at {
+        if since < ch.truncated_at || ch.watchers == 0 {
             return None;
         }
         Some(
@@ -142,6 +155,60 @@ mod tests {
         assert_eq!(n.poll_change(&user, 1, 5, &mut cx), Poll::Ready(6));
         assert_eq!(n.changes_since(&user, 1, 5), Some(vec![change]));
         assert_eq!(n.changes_since(&user, 1, 4), None);
+        Ok(())
+    }
+
+    #[test]
+    fn log_lives_while_any_session_watches() -> crate::Result<()> {
+        let user = Address::parse("a@b.c")?;
+        let mut n = Notifier::default();
+        n.watch(&user, 1, 5);
+        n.watch(&user, 1, 5);
+        let change = |modseq, kind| Change {
+            modseq,
+            uid: 7,
+            kind,
+        };
+        n.publish(&user, 1, change(6, ChangeKind::Flags));
+        n.unwatch(&user, 1);
+        n.publish(&user, 1, change(7, ChangeKind::Expunged));
+        assert_eq!(
+            n.changes_since(&user, 1, 5),
+            Some(vec![
+                change(6, ChangeKind::Flags),
+                change(7, ChangeKind::Expunged)
+            ])
+        );
+        assert_eq!(n.changes_since(&user, 1, 6).map(|c| c.len()), Some(1));
+        n.unwatch(&user, 1);
+        assert_eq!(n.changes_since(&user, 1, 5), None);
+        // A later session starts a fresh log at its own snapshot.
+        n.watch(&user, 1, 9);
+        assert_eq!(n.changes_since(&user, 1, 9), Some(vec![]));
+        assert_eq!(n.changes_since(&user, 1, 8), None);
+        Ok(())
+    }
+
+    #[test]
+    fn truncated_log_sends_readers_back_to_the_index() -> crate::Result<()> {
+        let user = Address::parse("a@b.c")?;
+        let mut n = Notifier::default();
+        n.watch(&user, 1, 0);
+        for m in 1..=(CHANGES_PER_MAILBOX_MAX as u64 + 10) {
+            n.publish(
+                &user,
+                1,
+                Change {
+                    modseq: m,
+                    uid: m as u32,
+                    kind: ChangeKind::Appended,
+                },
+            );
+        }
+        assert_eq!(n.changes_since(&user, 1, 0), None);
+        assert_eq!(n.changes_since(&user, 1, 5), None);
+        let recent = n.changes_since(&user, 1, CHANGES_PER_MAILBOX_MAX as u64);
+        assert_eq!(recent.map(|c| c.len()), Some(10));
         Ok(())
     }
 }

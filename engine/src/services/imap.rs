@@ -13,6 +13,7 @@ use futures::future::{Either, select};
 use glommio::io::BufferedFile;
 use glommio::net::TcpStream;
 use protocols::imap::backend::BackendError;
+use protocols::imap::command::compress::COMPRESS_CAPABILITY;
 use protocols::imap::{
     AUTHENTICATED_CAPABILITIES, ImapConfig, ImapEvent, ImapHandoff, ImapSession, LoginOutcome,
     MailboxEvent, Transmit,
@@ -26,6 +27,7 @@ use crate::handoff::{self, SessionHandoff};
 use crate::limits::{IMAP_FETCH_CHUNK_BYTES, READ_CHUNK_BYTES};
 use crate::mesh::{AuthOutcome, Request, Response};
 use crate::services::auth::{self, login};
+use crate::services::imap_append::stage_deferred;
 use crate::services::imap_backend::{StoreBackend, completion, map_err};
 use crate::services::{Input, move_to_owner, open_conn, read_input};
 use crate::shard::{SessionGuard, Shard};
@@ -40,7 +42,10 @@ pub fn session_config(tls_on: bool, plaintext_allowed: bool) -> ImapConfig {
         capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
         capabilities_authenticated: AUTHENTICATED_CAPABILITIES
             .iter()
+            .copied()
+            .chain([COMPRESS_CAPABILITY])
             .map(|c| c.to_string())
+            .chain([format!("APPENDLIMIT={}", StoreBackend::APPEND_LIMIT)])
             .collect(),
         login_allowed: tls_on || plaintext_allowed,
         server_name: "msgstore".into(),
@@ -137,6 +142,11 @@ async fn drive(
                     };
                     session.tls_started();
                 }
+                ImapEvent::Compress => {
+                    // The OK went out above, uncompressed; the rest is deflated.
+                    conn.start_deflate();
+                    session.compress_started();
+                }
                 ImapEvent::SaslCredentials(request) => {
                     let answer = auth::sasl_credentials(&shard, peer, request).await;
                     session.sasl_credentials(answer);
@@ -174,15 +184,21 @@ async fn drive(
         }
         if let Some(event) = session.poll_mailbox_event() {
             if let (MailboxEvent::Wait(pending), Some(b)) = (&event, backend.as_mut()) {
-                let result = match (b.take_ticket(*pending), b.take_admin(*pending)) {
-                    (Some(ticket), _) => shard
+                let staged = match b.take_deferred(*pending) {
+                    // A large APPEND: its file is made durable before it is staged.
+                    Some(d) => stage_deferred(&shard, b.user(), d).await.map(Some),
+                    None => Ok(b.take_ticket(*pending)),
+                };
+                let result = match (staged, b.take_admin(*pending)) {
+                    (Err(e), _) => Err(e),
+                    (Ok(Some(ticket)), _) => shard
                         .mail
                         .commit(ticket)
                         .await
                         .map(completion)
                         .map_err(map_err),
-                    (None, Some(request)) => account_change(&shard, request).await,
-                    (None, None) => Err(BackendError::Unavailable),
+                    (Ok(None), Some(request)) => account_change(&shard, request).await,
+                    (Ok(None), None) => Err(BackendError::Unavailable),
                 };
                 session.completed(*pending, result, b);
             }

@@ -30,7 +30,15 @@ pub struct StoreBackend {
     next_admin: u64,
     /// The selected mailbox: name and id (for change notifications).
     selected: Option<(String, u32)>,
+    /// The streaming APPEND in progress, and large ones waiting to be staged.
+    appending: Option<crate::services::imap_append::Staging>,
+    deferred: HashMap<u64, crate::services::imap_append::Deferred>,
+    deferred_count: u64,
 }
+
+/// `Pending` numbers of deferred (large, staged) APPENDs have this bit set: apart from
+/// the store's tickets and from `ADMIN_PENDING`.
+const DEFERRED_PENDING: u64 = 1 << 62;
 
 impl StoreBackend {
     pub fn new(shard: Rc<Shard>, user: Address) -> StoreBackend {
@@ -41,8 +49,27 @@ impl StoreBackend {
             admin: HashMap::new(),
             next_admin: 0,
             selected: None,
+            appending: None,
+            deferred: HashMap::new(),
+            deferred_count: 0,
         }
     }
+
+    /// A large APPEND the session waits for, still to be made durable and staged
+    /// (`imap_append::stage_deferred`) before its commit.
+    pub fn take_deferred(
+        &mut self,
+        p: b::Pending,
+    ) -> Option<crate::services::imap_append::Deferred> {
+        self.deferred.remove(&p.0)
+    }
+
+    /// APPENDLIMIT: the session's literal limit and the store's message limit.
+    pub const APPEND_LIMIT: u64 = {
+        let store = store::limits::MESSAGE_BYTES_MAX as u64;
+        let imap = protocols::imap::limits::IMAP_APPEND_BYTES_MAX;
+        if store < imap { store } else { imap }
+    };
 
     pub fn user(&self) -> &Address {
         &self.user
@@ -280,27 +307,26 @@ impl b::ImapBackend for StoreBackend {
         }
     }
 
-    /// The whole live state, as `live_uids`: correct however many changes there
-    /// were; a change log walk would be cheaper for huge mailboxes.
+    /// From the shard's change log (`store::notify`) when it reaches back to
+    /// `since_modseq`: O(changes), however big the mailbox. When it does not (truncated,
+    /// or not watched), the whole live state as `live_uids`.
     fn changes(&mut self, mailbox: &str, since_modseq: u64) -> Result<b::Changes, b::BackendError> {
         let view = self
             .shard
             .mail
             .with(|ms| ms.open_mailbox(&self.user, mailbox))
             .map_err(map_err)?;
-        let uids = view.uids();
-        let updated = uids
-            .iter()
-            .filter_map(|uid| view.info(*uid))
-            .filter(|i| i.modseq > since_modseq)
-            .map(meta)
-            .collect();
+        let logged = self.shard.mail.with(|ms| {
+            ms.notifier()
+                .changes_since(&self.user, view.id(), since_modseq)
+        });
+        let c = view.changes_since(logged, since_modseq);
         Ok(b::Changes {
             highestmodseq: view.highest_modseq(),
             uidnext: view.uidnext(),
-            updated,
-            expunged: Vec::new(),
-            live_uids: Some(uids),
+            updated: c.updated.into_iter().map(meta).collect(),
+            expunged: c.expunged,
+            live_uids: c.live,
         })
     }
 
@@ -428,10 +454,73 @@ impl b::ImapBackend for StoreBackend {
     }
 
     fn append_limit(&self) -> Option<u64> {
-        Some(
-            protocols::imap::limits::IMAP_APPEND_BYTES_MAX
-                .min(store::limits::MESSAGE_BYTES_MAX as u64),
-        )
+        Some(Self::APPEND_LIMIT)
+    }
+
+    fn append_begin(&mut self, mailbox: &str, size: u64) -> Result<(), b::BackendError> {
+        self.shard
+            .mail
+            .with(|ms| {
+                ms.open_mailbox(&self.user, mailbox)?;
+                ms.check_quota(&self.user, size)
+            })
+            .map_err(map_err)?;
+        self.appending = Some(Default::default());
+        Ok(())
+    }
+
+    fn append_data(&mut self, data: &[u8]) -> Result<(), b::BackendError> {
+        let Some(staging) = self.appending.as_mut() else {
+            return Err(b::BackendError::Unavailable);
+        };
+        let (shard, user) = (&self.shard, &self.user);
+        staging
+            .push(|| shard.mail.with(|ms| ms.staging_dir(user)), data)
+            .map_err(|e| {
+                tracing::warn!("{user} append: {e}");
+                b::BackendError::Unavailable
+            })
+    }
+
+    fn append_commit(
+        &mut self,
+        mailbox: &str,
+        f: &b::Flags,
+        date: Option<b::InternalDate>,
+    ) -> Result<b::Pending, b::BackendError> {
+        use crate::services::imap_append::{Deferred, Staged};
+        let staging = self.appending.take().ok_or(b::BackendError::Unavailable)?;
+        let staged = staging.finish().map_err(|e| {
+            tracing::warn!("{} append: {e}", self.user);
+            b::BackendError::Unavailable
+        })?;
+        match staged {
+            Staged::Inline(message) => self.append(mailbox, f, date, &message),
+            Staged::File(file, path, size) => {
+                let id = DEFERRED_PENDING | (self.deferred_count & (DEFERRED_PENDING - 1));
+                self.deferred_count += 1;
+                let date = date.map_or_else(InternalDate::now, |d| InternalDate {
+                    unix_secs: d.unix_secs,
+                    tz_minutes: d.tz_minutes,
+                });
+                self.deferred.insert(
+                    id,
+                    Deferred {
+                        mailbox: mailbox.to_owned(),
+                        flags: flags(f),
+                        date,
+                        path,
+                        file,
+                        size,
+                    },
+                );
+                Ok(b::Pending(id))
+            }
+        }
+    }
+
+    fn append_abort(&mut self) {
+        self.appending = None;
     }
 
     fn append(

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod imap;
+pub mod imap_append;
 pub mod imap_backend;
 pub mod lmtp;
 pub mod placeholder;

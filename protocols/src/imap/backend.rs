@@ -552,6 +552,31 @@ pub trait ImapBackend {
 
     /// The largest message APPEND takes (APPENDLIMIT), if any.
     fn append_limit(&self) -> Option<u64>;
+
+    /// Streaming APPEND: a literal of `size` bytes for `mailbox` is announced. Refuse
+    /// here (no such mailbox, over quota, too big) and the client never sends it.
+    /// Otherwise its bytes follow with [`ImapBackend::append_data`], in order, as they
+    /// arrive, and the command ends with [`ImapBackend::append_commit`] or
+    /// [`ImapBackend::append_abort`]. One streaming APPEND at a time per session.
+    fn append_begin(&mut self, _mailbox: &str, _size: u64) -> Result<(), BackendError> {
+        Err(BackendError::Unavailable)
+    }
+    /// The next piece of the announced literal (as the client sent it: bare LFs are
+    /// the backend's to normalise).
+    fn append_data(&mut self, _data: &[u8]) -> Result<(), BackendError> {
+        Err(BackendError::Unavailable)
+    }
+    /// The literal is complete: stage the message like [`ImapBackend::append`].
+    fn append_commit(
+        &mut self,
+        _mailbox: &str,
+        _flags: &Flags,
+        _date: Option<InternalDate>,
+    ) -> Result<Pending, BackendError> {
+        Err(BackendError::Unavailable)
+    }
+    /// The streaming APPEND ended without a commit (bad command, connection gone).
+    fn append_abort(&mut self) {}
     fn append(
         &mut self,
         mailbox: &str,

@@ -38,6 +38,9 @@ pub enum Frame {
     /// The command's line parts exceed the line limit; the rest of it is being
     /// skipped. Reported once per command.
     TooLong { tag: Option<Tag> },
+    /// Data of a literal accepted with [`Framer::accept_literal_streamed`] is buffered:
+    /// take it with [`Framer::take_streamed`] (it is never part of the frame).
+    StreamData,
 }
 
 /// A literal announcement at the end of a line.
@@ -65,6 +68,8 @@ enum State {
     Line,
     /// Inside accepted literal data.
     LiteralData { remaining: u64 },
+    /// Inside literal data handed out as it arrives instead of buffered (APPEND).
+    Streaming { remaining: u64 },
     /// A literal announcement waits for the session's decision.
     Announced(Literal),
     /// `buf[frame_start..end]` is a complete frame.
@@ -191,6 +196,11 @@ impl Framer {
                         literal,
                     };
                 }
+                State::Streaming { remaining: 0 } => self.state = State::Line,
+                State::Streaming { .. } if self.scan < self.buf.len() => {
+                    return Frame::StreamData;
+                }
+                State::Streaming { .. } => return Frame::NeedMore,
                 State::LiteralData { remaining } => {
                     let taken = self.skip(remaining);
                     self.scan += taken;
@@ -323,6 +333,47 @@ impl Framer {
         }
     }
 
+    /// The session takes the literal's data as it arrives ([`Frame::StreamData`],
+    /// [`Framer::take_streamed`]) instead of buffering it in the frame: the frame then
+    /// holds the line parts only, so a large literal never sits in memory.
+    pub fn accept_literal_streamed(&mut self) {
+        debug_assert!(matches!(self.state, State::Announced(_)));
+        if let State::Announced(literal) = self.state {
+            self.state = State::Streaming {
+                remaining: literal.len,
+            };
+        }
+    }
+
+    /// The streamed literal's data buffered so far (removed from the buffer).
+    pub fn take_streamed(&mut self) -> Vec<u8> {
+        let State::Streaming { remaining } = self.state else {
+            return Vec::new();
+        };
+        let taken = self.skip(remaining);
+        let data: Vec<u8> = self.buf.drain(self.scan..self.scan + taken).collect();
+        self.state = State::Streaming {
+            remaining: remaining - taken as u64,
+        };
+        data
+    }
+
+    /// Bytes of a streamed literal still to come (0 when none is streaming).
+    pub fn streamed_remaining(&self) -> u64 {
+        match self.state {
+            State::Streaming { remaining } => remaining,
+            _ => 0,
+        }
+    }
+
+    /// The current frame's bytes seen so far (its line parts and buffered literals),
+    /// for parsing a command whose literal is announced but not yet taken.
+    pub fn frame_so_far(&self) -> &[u8] {
+        self.buf
+            .get(self.frame_start..self.scan)
+            .unwrap_or_default()
+    }
+
     /// The session refused the literal and answered the command. A synchronising
     /// literal ends the command here (the client will not send it); the data of a
     /// non-synchronising one is on its way and is skipped with the rest of the command.
@@ -422,10 +473,53 @@ mod tests {
                         }
                     }
                     Frame::TooLong { tag } => log.push(format!("too long {tag:?}")),
+                    // `run` never streams a literal.
+                    Frame::StreamData => log.push("stream data".into()),
                 }
             }
         }
         log
+    }
+
+    /// A streamed literal's data is handed out as it arrives and never enters the
+    /// frame, whatever the read sizes; the line after it completes the frame.
+    #[test]
+    fn streamed_literal_stays_out_of_the_frame() {
+        let input = b"a APPEND INBOX {2000+}\r\n"
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(b'x', 2000))
+            .chain(b"\r\nb NOOP\r\n".iter().copied())
+            .collect::<Vec<u8>>();
+        for chunk in [1, 7, 100, 1000] {
+            let mut framer = Framer::new(LINE_MAX, BUFFER_MAX);
+            let (mut data, mut frames) = (Vec::new(), Vec::new());
+            for piece in input.chunks(chunk) {
+                framer.push(piece).expect("the data never piles up");
+                loop {
+                    match framer.next_frame() {
+                        Frame::NeedMore => break,
+                        Frame::LiteralAnnounced { .. } => {
+                            assert_eq!(framer.frame_so_far(), b"a APPEND INBOX {2000+}\r\n");
+                            framer.accept_literal_streamed();
+                        }
+                        Frame::StreamData => data.extend(framer.take_streamed()),
+                        Frame::Complete => {
+                            frames.push(framer.frame().to_vec());
+                            framer.consume_frame();
+                        }
+                        Frame::TooLong { .. } => panic!("too long"),
+                    }
+                }
+            }
+            assert_eq!(data, vec![b'x'; 2000], "chunk {chunk}");
+            assert_eq!(framer.streamed_remaining(), 0);
+            assert_eq!(
+                frames,
+                [&b"a APPEND INBOX {2000+}\r\n\r\n"[..], b"b NOOP\r\n"],
+                "chunk {chunk}"
+            );
+        }
     }
 
     fn same_for_every_chunk_size(input: &[u8]) -> Vec<String> {

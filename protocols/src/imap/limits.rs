@@ -6,10 +6,10 @@
 /// client is the longest real case; the line limit bounds it anyway, this bounds the work.
 pub const IMAP_SEQUENCE_RANGES_MAX: usize = 16 * 1024;
 
-/// A message APPEND holds in memory before handing it to the store. The streaming
-/// APPEND (literal data straight to the store) will lift this; until then it caps what
-/// one connection can pin.
-pub const IMAP_APPEND_BYTES_MAX: u64 = 32 * 1024 * 1024;
+/// The largest APPEND literal (APPENDLIMIT, with the backend's own limit). The literal
+/// is streamed to the backend as it arrives, never held whole, so this bounds disk and
+/// time, not memory; the store's `MESSAGE_BYTES_MAX` is the same 64 MiB.
+pub const IMAP_APPEND_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// Search keys in one SEARCH (after OR/NOT/parentheses): bounds the evaluation cost per
 /// message.

@@ -61,6 +61,8 @@ pub struct MemoryBackend {
     pub selected: Option<String>,
     /// Current time for APPEND without a date.
     pub now: InternalDate,
+    /// The literal of a streaming APPEND so far.
+    streaming: Option<Vec<u8>>,
 }
 
 impl Default for MemoryBackend {
@@ -106,6 +108,7 @@ impl MemoryBackend {
                 unix_secs: 1_700_000_000,
                 tz_minutes: 0,
             },
+            streaming: None,
         };
         backend.add_mailbox("INBOX", None);
         backend.subscribed.insert("INBOX".into());
@@ -552,6 +555,45 @@ impl ImapBackend for MemoryBackend {
 
     fn append_limit(&self) -> Option<u64> {
         self.append_limit
+    }
+
+    fn append_begin(&mut self, mailbox: &str, size: u64) -> Result<(), BackendError> {
+        self.exists(mailbox)?;
+        if self.append_limit.is_some_and(|l| size > l) {
+            return Err(BackendError::TooBig);
+        }
+        if self
+            .quota_kib
+            .is_some_and(|q| self.usage_kib() * 1024 + size > q * 1024)
+        {
+            return Err(BackendError::OverQuota);
+        }
+        self.streaming = Some(Vec::new());
+        Ok(())
+    }
+
+    fn append_data(&mut self, data: &[u8]) -> Result<(), BackendError> {
+        match &mut self.streaming {
+            Some(buf) => {
+                buf.extend_from_slice(data);
+                Ok(())
+            }
+            None => Err(BackendError::Unavailable),
+        }
+    }
+
+    fn append_commit(
+        &mut self,
+        mailbox: &str,
+        flags: &Flags,
+        date: Option<InternalDate>,
+    ) -> Result<Pending, BackendError> {
+        let message = self.streaming.take().ok_or(BackendError::Unavailable)?;
+        self.append(mailbox, flags, date, &message)
+    }
+
+    fn append_abort(&mut self) {
+        self.streaming = None;
     }
 
     fn append(

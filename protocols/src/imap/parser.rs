@@ -87,6 +87,10 @@ pub enum Command {
         mailbox: AString,
     },
     SetQuota(command::quota::SetQuotaArgs),
+    /// COMPRESS (RFC 4978).
+    Compress {
+        mechanism: Atom,
+    },
     /// Any other command; arguments not parsed yet. `name` is upper-cased.
     Other {
         name: Atom,
@@ -216,6 +220,12 @@ fn command(input: &mut Cursor<'_>) -> Result<Command, ParseErrorKind> {
         "MOVE" => Command::Copy(command::copy::parse(input, false, true)?),
         "UID" => uid(input)?,
         "IDLE" => Command::Idle,
+        "COMPRESS" => {
+            input.sp()?;
+            Command::Compress {
+                mechanism: input.atom()?,
+            }
+        }
         "GETQUOTA" => {
             input.sp()?;
             Command::GetQuota {

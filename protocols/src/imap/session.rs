@@ -15,7 +15,6 @@ use crate::imap::backend::{
 use crate::imap::command::authenticate::SaslExchange;
 use crate::imap::command::fetch::FetchArgs;
 use crate::imap::framing::{BufferFull, Frame, Framer, Literal};
-use crate::imap::limits::IMAP_APPEND_BYTES_MAX;
 use crate::imap::mailbox_name::{self, NameError};
 use crate::imap::parser::{Command, ParseError, TaggedCommand, parse_command};
 use crate::imap::types::{AString, Secret, Tag};
@@ -65,14 +64,7 @@ pub const AUTHENTICATED_CAPABILITIES: &[&str] = &[
 
 /// Commands of IMAP4rev1/rev2 and the extensions we will serve that need the
 /// authenticated (or selected) state but are not implemented yet: `NO [CANNOT]`.
-const LATER_COMMANDS: &[&str] = &[
-    "GETACL",
-    "SETACL",
-    "DELETEACL",
-    "LISTRIGHTS",
-    "MYRIGHTS",
-    "COMPRESS",
-];
+const LATER_COMMANDS: &[&str] = &["GETACL", "SETACL", "DELETEACL", "LISTRIGHTS", "MYRIGHTS"];
 
 /// What a session needs to know about its listener. Small, `Clone` and `Send`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +131,10 @@ pub enum ImapEvent {
         username: Option<String>,
         success: bool,
     },
+    /// Write the output polled so far as it is, then deflate everything written and
+    /// inflate everything read from here on (RFC 4978, raw DEFLATE), and call
+    /// [`ImapSession::compress_started`]. Input buffered behind the command was dropped.
+    Compress,
 }
 
 /// Something the engine does about the store for the authenticated session; polled
@@ -305,6 +301,12 @@ pub(crate) struct Core {
     pub changed: bool,
     /// An AUTHENTICATE in progress.
     pub sasl: Option<SaslExchange>,
+    /// COMPRESS DEFLATE was accepted (RFC 4978): it cannot be turned on twice.
+    pub compress_active: bool,
+    /// Between COMPRESS's OK and `compress_started`; parsing waits meanwhile.
+    pub compress_pending: bool,
+    /// The APPEND whose message literal is streaming to the backend.
+    pub append: Option<crate::imap::command::append::AppendStream>,
 }
 
 /// One IMAP server connection's protocol state. Not `Send`: it belongs to the
@@ -350,6 +352,9 @@ impl ImapSession {
             idle: None,
             changed: false,
             sasl: None,
+            compress_active: false,
+            compress_pending: false,
+            append: None,
         };
         let greeting = format!(
             "OK [CAPABILITY {}] {} ready.",
@@ -470,6 +475,16 @@ impl ImapSession {
         self.core.process(&mut NoBackend);
     }
 
+    /// The engine has wrapped the connection in DEFLATE after [`ImapEvent::Compress`];
+    /// parsing resumes (the input now arrives inflated).
+    pub fn compress_started(&mut self) {
+        debug_assert!(
+            self.core.compress_pending,
+            "compress_started without Compress"
+        );
+        self.core.compress_pending = false;
+    }
+
     /// Marks a session on an implicit-TLS listener (IMAPS) before its greeting
     /// matters: `STARTTLS` is then never offered.
     pub fn set_tls_active(&mut self) {
@@ -532,7 +547,7 @@ impl Core {
             return Ok(());
         }
         loop {
-            if self.state == State::Closed {
+            if self.state == State::Closed || self.compress_pending {
                 return Ok(());
             }
             let (now, later) = data.split_at(data.len().min(self.framer.room()));
@@ -558,6 +573,7 @@ impl Core {
         while self.login_pending.is_none()
             && !self.sasl_waits_for_engine()
             && !self.tls_pending
+            && !self.compress_pending
             && self.waiting.is_none()
             && self.state != State::Closed
         {
@@ -581,6 +597,12 @@ impl Core {
                     self.framer.consume_frame();
                     self.idle_done(done, backend);
                 }
+                Frame::Complete if self.append.is_some() => {
+                    let frame = self.framer.frame().to_vec();
+                    self.framer.consume_frame();
+                    self.append_complete(&frame, backend);
+                }
+                Frame::StreamData => self.append_stream_data(backend),
                 Frame::Complete => {
                     let parsed = parse_command(self.framer.frame());
                     self.framer.consume_frame();
@@ -596,15 +618,23 @@ impl Core {
         }
     }
 
-    fn decide_literal(&mut self, tag: Option<&Tag>, literal: Literal, backend: &dyn ImapBackend) {
+    fn decide_literal(
+        &mut self,
+        tag: Option<&Tag>,
+        literal: Literal,
+        backend: &mut dyn ImapBackend,
+    ) {
         let authenticated = matches!(self.state, State::Authenticated { .. });
         let append = authenticated && self.framer.frame_is_command(b"APPEND");
-        let (literal_bytes_max, command_bytes_max) = if append {
-            let limit = backend
-                .append_limit()
-                .map_or(IMAP_APPEND_BYTES_MAX, |l| l.min(IMAP_APPEND_BYTES_MAX));
-            (limit, limit.saturating_add(IMAP_COMMAND_BYTES_MAX as u64))
-        } else if authenticated {
+        if append && self.append.is_some() {
+            return self.append_second_literal(backend);
+        }
+        if append
+            && let Some(head) = crate::imap::command::append::parse_head(self.framer.frame_so_far())
+        {
+            return self.append_literal(head, literal, backend);
+        }
+        let (literal_bytes_max, command_bytes_max) = if authenticated {
             (IMAP_LITERAL_BYTES_MAX, IMAP_COMMAND_BYTES_MAX as u64)
         } else {
             (
@@ -618,16 +648,7 @@ impl Core {
                 self.output
                     .extend_from_slice(b"+ Ready for literal data\r\n");
             }
-            if append {
-                let needed = usize::try_from(command_bytes)
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(IMAP_LINE_BYTES_MAX);
-                self.framer.raise_buffer_limit(needed);
-            }
             self.framer.accept_literal();
-        } else if append {
-            self.framer.reject_literal();
-            self.respond(tag, Status::No, "[TOOBIG] Message too big");
         } else {
             self.framer.reject_literal();
             self.respond(tag, Status::Bad, "[TOOBIG] Literal too big");
@@ -748,6 +769,7 @@ impl Core {
             Command::Store(args) => self.store(tag, args, backend),
             Command::Copy(args) => self.copy(tag, args, backend),
             Command::Idle => self.idle_start(tag, backend),
+            Command::Compress { mechanism } => self.compress(&tag, &mechanism),
             Command::GetQuota { root } => self.get_quota(&tag, &root, backend),
             Command::GetQuotaRoot { mailbox } => self.get_quota_root(&tag, &mailbox, backend),
             Command::SetQuota(args) => self.set_quota(tag, args, backend),
@@ -1049,6 +1071,16 @@ impl Core {
     /// The capability list for the current state.
     pub(crate) fn capabilities(&self) -> String {
         match self.state {
+            State::Authenticated { .. } if self.compress_active => self
+                .config
+                .capabilities_authenticated
+                .iter()
+                .filter(|c| {
+                    !c.eq_ignore_ascii_case(crate::imap::command::compress::COMPRESS_CAPABILITY)
+                })
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
             State::Authenticated { .. } => self.config.capabilities_authenticated.join(" "),
             _ => {
                 let mut list = self.config.capabilities.join(" ");

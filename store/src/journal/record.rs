@@ -2,7 +2,7 @@
 //! little-endian, strings as a length then UTF-8 bytes.
 //!
 //! ```text
-//! 0   kind u8: 1 deliver, 2 copy, 3 flags, 4 expunge, 5 mailbox list
+//! 0   kind u8: 1 deliver, 2 copy, 3 flags, 4 expunge, 5 mailbox list, 6 deliver file
 //! 1   user: u8 length + canonical address
 //!     deliver   mailbox u32, uid u32, modseq u64, system flags u8, keywords,
 //!               internaldate i64, tz minutes i16, message u32 length + bytes (CRLF)
@@ -13,6 +13,10 @@
 //!     expunge   mailbox u32, modseq u64, count u32 + uid u32…
 //!     list      the new `mailboxes` file, u32 length + bytes,
 //!               removed mailboxes: count u32 + id u32…
+//!     deliver file  as deliver up to tz minutes, then size u64 and the staged file's
+//!               name in the user's `staging` folder (u32 length + bytes): a large
+//!               APPEND, written and made durable before the record, linked into the
+//!               mailbox when applied
 //! keywords = count u8 + (u8 length + name)…
 //! ```
 //!
@@ -72,6 +76,22 @@ pub enum Op {
         list: Vec<u8>,
         removed: Vec<u32>,
     },
+    /// A delivery whose bytes are in a staged file (CRLF, durable before the record is
+    /// written) instead of the record: a large message never sits in memory.
+    DeliverFile {
+        user: Address,
+        mailbox: u32,
+        uid: u32,
+        modseq: u64,
+        flags: u8,
+        keywords: Vec<String>,
+        internaldate: i64,
+        tz_minutes: i16,
+        size: u64,
+        /// File name in the user's staging folder (`delivery::STAGING_DIR`): relative,
+        /// so the record stays right when the store's roots move.
+        name: String,
+    },
 }
 
 impl Op {
@@ -81,7 +101,8 @@ impl Op {
             | Op::Copy { user, .. }
             | Op::Flags { user, .. }
             | Op::Expunge { user, .. }
-            | Op::Mailboxes { user, .. } => user,
+            | Op::Mailboxes { user, .. }
+            | Op::DeliverFile { user, .. } => user,
         }
     }
 
@@ -174,6 +195,30 @@ impl Op {
                 w.bytes(list);
                 w.uids(removed);
             }
+            Op::DeliverFile {
+                user,
+                mailbox,
+                uid,
+                modseq,
+                flags,
+                keywords,
+                internaldate,
+                tz_minutes,
+                size,
+                name,
+            } => {
+                w.u8(6);
+                w.user(user);
+                w.u32(*mailbox);
+                w.u32(*uid);
+                w.u64(*modseq);
+                w.u8(*flags);
+                w.keywords(keywords);
+                w.u64(*internaldate as u64);
+                w.0.extend_from_slice(&tz_minutes.to_le_bytes());
+                w.u64(*size);
+                w.bytes(name.as_bytes());
+            }
         }
         w.0
     }
@@ -234,6 +279,24 @@ impl Op {
                 user: r.user()?,
                 list: r.bytes()?.to_vec(),
                 removed: r.uids()?,
+            },
+            6 => Op::DeliverFile {
+                user: r.user()?,
+                mailbox: r.u32()?,
+                uid: r.u32()?,
+                modseq: r.u64()?,
+                flags: r.u8()?,
+                keywords: r.keywords()?,
+                internaldate: r.u64()? as i64,
+                tz_minutes: i16::from_le_bytes(r.array()?),
+                size: r.u64()?,
+                name: {
+                    let name = std::str::from_utf8(r.bytes()?).map_err(|_| bad("utf-8"))?;
+                    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                        return Err(bad("staged file name"));
+                    }
+                    name.to_owned()
+                },
             },
             _ => return Err(bad("record kind")),
         };
@@ -419,6 +482,18 @@ mod tests {
                 user: user(),
                 list: b"list".to_vec(),
                 removed: vec![5],
+            },
+            Op::DeliverFile {
+                user: user(),
+                mailbox: 1,
+                uid: 2,
+                modseq: 3,
+                flags: 1,
+                keywords: vec!["$X".into()],
+                internaldate: 7,
+                tz_minutes: -60,
+                size: 1 << 40,
+                name: "123.456.7".into(),
             },
         ];
         for op in ops {

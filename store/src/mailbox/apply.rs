@@ -264,6 +264,36 @@ impl Trees {
                 ..
             } => self.apply_expunge(&addr, *mailbox, *modseq, uids),
             Op::Mailboxes { list, removed, .. } => self.apply_list(&addr, seq, list, removed),
+            Op::DeliverFile {
+                mailbox,
+                uid,
+                modseq,
+                flags,
+                keywords,
+                internaldate,
+                tz_minutes,
+                size,
+                name,
+                ..
+            } => {
+                let rec = Record {
+                    uid: *uid,
+                    flags: SystemFlags(*flags & SystemFlags::ALL),
+                    expunged: false,
+                    tz_minutes: *tz_minutes,
+                    keywords: 0,
+                    modseq: *modseq,
+                    internaldate: *internaldate,
+                    size: *size,
+                    ..Record::default()
+                };
+                let staged = self
+                    .user(&addr)?
+                    .dir
+                    .join(crate::delivery::STAGING_DIR)
+                    .join(name);
+                self.apply_deliver_file(&addr, *mailbox, rec, keywords, &staged, cache)
+            }
         }
     }
 
@@ -418,7 +448,7 @@ impl Trees {
             uidvalidity: b.index.header().uidvalidity,
             uidnext: b.index.uidnext(),
             highest_modseq: b.index.header().highest_modseq,
-            cache: Some(Rc::new(b.cache.file_handle()?)),
+            cache: Some(b.cache.file_handle()?),
         })
     }
 
@@ -524,6 +554,124 @@ impl Trees {
             }
         }
         Ok(bits)
+    }
+
+    /// A delivery from a staged file: the file is hard-linked into the mailbox (the
+    /// staged name goes after the next checkpoint, like an expunged file, since the
+    /// record names it until its segment is deleted). Without a precomputed cache record
+    /// (replay) the file is read to make one.
+    /// A record that fails keeps its staged file (replay leaves it for reconstruct).
+    fn apply_deliver_file(
+        &mut self,
+        addr: &Address,
+        id: u32,
+        rec: Record,
+        keywords: &[String],
+        staged: &Path,
+        cache: Option<&[u8]>,
+    ) -> Result<Outcome> {
+        let outcome = self.deliver_file(addr, id, rec, keywords, staged, cache)?;
+        self.unlink_queued.push(staged.to_path_buf());
+        Ok(outcome)
+    }
+
+    fn deliver_file(
+        &mut self,
+        addr: &Address,
+        id: u32,
+        mut rec: Record,
+        keywords: &[String],
+        staged: &Path,
+        cache: Option<&[u8]>,
+    ) -> Result<Outcome> {
+        if !self.check_in_list(addr, id)? {
+            return Ok(Outcome::Delivered {
+                uidvalidity: 0,
+                uid: 0,
+            });
+        }
+        let recovering = self.recovering;
+        rec.keywords = self.keyword_bits(addr, id, keywords, true)?;
+        let user_dir = self.user(addr)?.dir.clone();
+        let path = mailbox_dir(&user_dir, id).join(rec.uid.to_string());
+        let b = self.open_box(addr, id)?;
+        let uidvalidity = b.index.header().uidvalidity;
+        let found = b.index.find(rec.uid);
+        // Below UIDNEXT without a record: a replayed delivery whose record was lost (a torn
+        // or damaged index); it is written again below, into its place.
+        if rec.uid < b.index.uidnext() && (found.is_some() || !recovering) {
+            // Replay of a delivery that reached the index: repair what did not reach disk.
+            if let Some(pos) = found {
+                let mut have = b.index.records()[pos];
+                let len = fs::metadata(&path).map(|m| m.len()).ok();
+                if !have.expunged && recovering && len != Some(rec.size) && staged.exists() {
+                    link_replacing(staged, &path)?;
+                    self.repairs.push(format!(
+                        "{} size: {} -> {} (from {})",
+                        path.display(),
+                        len.map_or("missing".into(), |l| l.to_string()),
+                        rec.size,
+                        staged.display()
+                    ));
+                }
+                let b = self.open_box(addr, id)?;
+                let at = CacheRef {
+                    offset: have.cache_offset,
+                    len: have.cache_len,
+                    crc: have.cache_crc,
+                };
+                if !have.expunged && recovering && b.cache.read(at).is_err() {
+                    let bytes = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+                    let at = b.cache.append(&crate::delivery::cache_record(&bytes))?;
+                    have.cache_offset = at.offset;
+                    have.cache_len = at.len;
+                    have.cache_crc = at.crc;
+                    b.index.update(pos, have)?;
+                    self.repairs.push(format!(
+                        "{} cache of uid {}: damaged -> rewritten",
+                        path.display(),
+                        rec.uid
+                    ));
+                }
+            }
+            return Ok(Outcome::Delivered {
+                uidvalidity,
+                uid: rec.uid,
+            });
+        }
+        link_replacing(staged, &path)?;
+        let entry = match cache {
+            Some(c) => c.to_vec(),
+            None => {
+                let bytes = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+                crate::delivery::cache_record(&bytes)
+            }
+        };
+        let b = self.open_box(addr, id)?;
+        let appended = b.cache.append(&entry).and_then(|at| {
+            rec.cache_offset = at.offset;
+            rec.cache_len = at.len;
+            rec.cache_crc = at.crc;
+            b.index.insert(rec)
+        });
+        if let Err(e) = appended {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        self.add_usage(addr, 0, rec.size, 1, false)?;
+        self.notifier.publish(
+            addr,
+            id,
+            Change {
+                modseq: rec.modseq,
+                uid: rec.uid,
+                kind: ChangeKind::Appended,
+            },
+        );
+        Ok(Outcome::Delivered {
+            uidvalidity,
+            uid: rec.uid,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1145,6 +1293,17 @@ fn repair_message(path: &Path, message: &[u8], repairs: &mut Vec<String>) -> Res
         ));
     }
     Ok(())
+}
+
+/// Hard-links a staged file to its place in a mailbox, replacing what is there.
+fn link_replacing(from: &Path, to: &Path) -> Result<()> {
+    match fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::remove_file(to)
+            .and_then(|()| fs::hard_link(from, to))
+            .map_err(|e| StoreError::io(to, e)),
+        Err(e) => Err(StoreError::io(to, e)),
+    }
 }
 
 /// Hard-links `from` to `to` (COPY shares bytes); copies when linking is impossible. A

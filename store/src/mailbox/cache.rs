@@ -9,6 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::error::{Result, StoreError};
 use crate::limits::CACHE_RECORD_BYTES_MAX;
@@ -28,7 +29,8 @@ pub struct CacheRef {
 #[derive(Debug)]
 pub struct Cache {
     path: PathBuf,
-    file: File,
+    /// Shared with the views (reads only, at offsets): a view costs no `dup`/`close`.
+    file: Rc<File>,
     end: u64,
 }
 
@@ -45,7 +47,7 @@ impl Cache {
         let end = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
         Ok(Cache {
             path: path.to_owned(),
-            file,
+            file: Rc::new(file),
             end,
         })
     }
@@ -90,11 +92,10 @@ impl Cache {
             .map_err(|e| StoreError::io(&self.path, e))
     }
 
-    /// A second handle on the file, for views that outlive this value.
-    pub fn file_handle(&self) -> Result<File> {
-        self.file
-            .try_clone()
-            .map_err(|e| StoreError::io(&self.path, e))
+    /// The file for views that outlive this value: shared, not duplicated (IMAP opens
+    /// a view per command; a `dup` and a `close` each showed in profiles).
+    pub fn file_handle(&self) -> Result<Rc<File>> {
+        Ok(self.file.clone())
     }
 
     /// Reads and checks an entry; a short read or a CRC mismatch is `Corrupt`.

@@ -23,7 +23,7 @@ pub mod view;
 pub use cache::{Cache, CacheRef};
 pub use index::{Index, Record, SystemFlags};
 pub use list::{MailboxEntry, MailboxList, SpecialUse};
-pub use view::{MailboxView, MessageInfo, Status};
+pub use view::{MailboxView, MessageInfo, Status, ViewChanges};
 
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use crate::error::{Result, StoreError};
 use crate::mailbox::cache::{CacheRef, read_entry};
 use crate::mailbox::index::{Record, SystemFlags};
+use crate::notify::{Change, ChangeKind};
 
 /// STATUS items (RFC 3501 §6.3.10, RFC 7162 HIGHESTMODSEQ, RFC 8438 SIZE).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,6 +39,17 @@ impl Status {
         }
         s
     }
+}
+
+/// What changed in a mailbox since a modseq ([`MailboxView::changes_since`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ViewChanges {
+    /// New messages and messages whose flags changed, as they are now, in UID order.
+    pub updated: Vec<MessageInfo>,
+    /// Messages expunged since (sorted; some may be unknown to the caller).
+    pub expunged: Vec<u32>,
+    /// Set when there was no change log to go by: every live UID.
+    pub live: Option<Vec<u32>>,
 }
 
 /// One live message as a session sees it.
@@ -155,6 +167,49 @@ impl MailboxView {
                 crc: rec.cache_crc,
             },
         )
+    }
+
+    /// What changed above modseq `since`, from the shard's change log
+    /// ([`crate::notify::Notifier::changes_since`]) when it reaches back that far: then
+    /// O(changes · log n). Without a log, a walk of every record, and `live` lists every
+    /// live UID so the caller can tell what vanished.
+    pub fn changes_since(&self, log: Option<Vec<Change>>, since: u64) -> ViewChanges {
+        let Some(log) = log else {
+            let live = self.uids();
+            let updated = live
+                .iter()
+                .filter_map(|&uid| self.info(uid))
+                .filter(|i| i.modseq > since)
+                .collect();
+            return ViewChanges {
+                updated,
+                expunged: Vec::new(),
+                live: Some(live),
+            };
+        };
+        let mut touched = Vec::new();
+        let mut expunged = Vec::new();
+        for c in log {
+            match c.kind {
+                ChangeKind::Expunged => expunged.push(c.uid),
+                ChangeKind::Appended | ChangeKind::Flags => touched.push(c.uid),
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        expunged.sort_unstable();
+        expunged.dedup();
+        // A message expunged since has no current state; the rest go as they are now.
+        let updated = touched
+            .into_iter()
+            .filter_map(|uid| self.info(uid))
+            .filter(|i| i.modseq > since)
+            .collect();
+        ViewChanges {
+            updated,
+            expunged,
+            live: None,
+        }
     }
 
     /// STATUS counts.

@@ -4,6 +4,7 @@
 
 pub mod append;
 pub mod authenticate;
+pub mod compress;
 pub mod copy;
 pub mod create;
 pub mod delete;
