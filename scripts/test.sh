@@ -6,13 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: python3 for the real clients (imaplib, poplib, smtplib), slapd for
-# the LDAP password-location tests, postfix for its socketmap client.
+# the LDAP password-location tests, postfix for its socketmap client, openssl and
+# fetchmail (below).
 need_pkgs=()
 command -v python3 >/dev/null || need_pkgs+=(python3 python3-pip)
 command -v md5sum >/dev/null || need_pkgs+=(coreutils)
 command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need_pkgs+=(slapd ldap-utils)
 # Postfix's own socketmap client (postmap) checks our socketmap server.
 [ -x /usr/sbin/postmap ] || need_pkgs+=(postfix)
+# openssl s_client checks the TLS versions; fetchmail downloads a maildrop over POP3.
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+command -v fetchmail >/dev/null || need_pkgs+=(fetchmail)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     # "No configuration": no system Postfix instance; tests run their own.

@@ -147,7 +147,7 @@ async fn drive(
                 },
                 Pop3Event::StartTls => {
                     let (stream, _) = conn.into_parts();
-                    conn = match Conn::start_tls(stream, shard.tls.clone()) {
+                    conn = match Conn::start_tls(stream, shard.tls.current()) {
                         Ok(c) => c,
                         Err(e) => {
                             tracing::warn!("stls {peer}: {e}");
