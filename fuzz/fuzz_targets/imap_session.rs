@@ -90,16 +90,15 @@ fuzz_target!(|data: &[u8]| {
                     session.completed(pending, result, &mut backend);
                 }
                 Some(_) => {}
-                None => break,
-            }
-        }
-        while let Some(event) = session.poll_event() {
-            match event {
-                ImapEvent::Login { .. } => {
-                    session.login_result_with(LoginOutcome::Ok { user: "bob".into() }, &mut backend)
-                }
-                ImapEvent::StartTls => session.tls_started(),
-                ImapEvent::Close => {}
+                // A login answered may let pipelined commands stage more work:
+                // go round again until nothing is left to do.
+                None => match session.poll_event() {
+                    Some(ImapEvent::Login { .. }) => session
+                        .login_result_with(LoginOutcome::Ok { user: "bob".into() }, &mut backend),
+                    Some(ImapEvent::StartTls) => session.tls_started(),
+                    Some(ImapEvent::Close) => {}
+                    None => break,
+                },
             }
         }
         assert_eq!(session.waiting_for(), None, "a wait without its event");
