@@ -160,17 +160,20 @@ impl Conn {
             Ok(!flags.contains(rustix::fs::OFlags::NONBLOCK))
         })?;
         let end = offset.saturating_add(len);
+        let (mut calls, mut waits) = (0u32, 0u32);
         let result = async {
             while offset < end {
                 let want = usize::try_from(end - offset)
                     .unwrap_or(usize::MAX)
                     .min(SENDFILE_CALL_BYTES);
+                calls += 1;
                 match with_socket(&self.stream, |fd| {
                     rustix::fs::sendfile(fd, file, Some(&mut offset), want)
                 }) {
                     Ok(0) => return Err(short_file()),
                     Ok(_) => glommio::yield_if_needed().await,
                     Err(rustix::io::Errno::AGAIN) => {
+                        waits += 1;
                         let mut byte = [0u8; 1];
                         if rustix::io::pread(file, &mut byte, offset)? == 0 {
                             return Err(short_file());
@@ -185,6 +188,7 @@ impl Conn {
             Ok(())
         }
         .await;
+        tracing::debug!("sendfile {len} bytes: {calls} calls, {waits} waits for room");
         if was_blocking {
             let _ = with_socket(&self.stream, |fd| {
                 let flags = rustix::fs::fcntl_getfl(fd)?;
