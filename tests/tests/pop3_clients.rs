@@ -342,3 +342,93 @@ p.quit()
     }
     assert!(server.stop().success());
 }
+
+/// A client that reads slowly through a small receive buffer, a message larger
+/// than the most a socket buffers here (net.ipv4.tcp_wmem max, 4 MiB): the
+/// server's socket fills, sendfile stops short (EAGAIN) and the rest goes after
+/// waits for room. The message still arrives whole and exact, and the session goes
+/// on.
+#[test]
+fn sendfile_retr_to_a_slow_reader_arrives_whole() {
+    let site = Site::new(Options::default());
+    site.cli_ok(&["account", "add", USER, "--password-stdin"], Some("pw\n"));
+    let server = site.start();
+    python(SIX_MB, &[&site.ports.lmtp.to_string(), USER]);
+    let stored = message_files(&site, USER);
+    assert_eq!(stored.len(), 1);
+    let big_ready = 1;
+    let script = r#"
+import socket, sys, time
+port, user, which, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.settimeout(60)
+s.connect(('127.0.0.1', port))
+f = s.makefile('rb', buffering=0)
+def line():
+    got = b''
+    while not got.endswith(b'\r\n'):
+        b = s.recv(1)
+        if not b:
+            raise SystemExit('closed')
+        got += b
+    return got
+print(line()[:3].decode())
+s.sendall(b'USER %s\r\nPASS pw\r\nRETR %d\r\n' % (user.encode(), which))
+print(line()[:3].decode(), line()[:3].decode())
+first = line()
+print(first.split()[0].decode())
+body = bytearray()
+start = time.monotonic()
+# Slow for the first 128 KiB (small reads with pauses: the server's socket fills
+# meanwhile), then as fast as it goes.
+while not body.endswith(b'\r\n.\r\n'):
+    chunk = s.recv(2048 if len(body) < 131072 else 65536)
+    if not chunk:
+        raise SystemExit('closed mid-message')
+    body += chunk
+    if len(body) < 131072:
+        time.sleep(0.005)
+msg = bytes(body[:-3])
+# Undo the dot-stuffing (none is expected for this message).
+lines = msg.split(b'\r\n')
+msg = b'\r\n'.join(l[1:] if l.startswith(b'.') else l for l in lines)
+open(out, 'wb').write(msg)
+s.sendall(b'NOOP\r\nQUIT\r\n')
+print(line()[:3].decode(), line()[:3].decode())
+"#;
+    let out_path = site.dir.path().join("slow");
+    let out = python(
+        script,
+        &[
+            &site.ports.pop3.to_string(),
+            USER,
+            &big_ready.to_string(),
+            &out_path.display().to_string(),
+        ],
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["+OK", "+OK +OK", "+OK", "+OK +OK"],
+        "{}",
+        server.log()
+    );
+    let got = std::fs::read(&out_path).expect("message");
+    assert!(
+        got == stored[big_ready - 1].1,
+        "slow reader: {} bytes, {} stored",
+        got.len(),
+        stored[big_ready - 1].1.len()
+    );
+    assert!(server.stop().success());
+}
+
+/// Delivers one 6 MiB message with no line starting with "." to `argv[2]`.
+const SIX_MB: &str = r"
+import smtplib, sys
+line = b'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ+/abcdefghij\r\n'
+msg = b'Subject: six megabytes\r\n\r\n' + line * (6 * 1024 * 1024 // len(line))
+l = smtplib.LMTP('127.0.0.1', int(sys.argv[1]))
+l.sendmail('s@example.org', [sys.argv[2]], msg)
+l.quit()
+";
