@@ -10,6 +10,7 @@ use protocols::imap::memory::MemoryBackend;
 use protocols::imap::{
     ImapBackend, ImapConfig, ImapEvent, ImapSession, LoginOutcome, MailboxEvent, Transmit,
 };
+use protocols::sasl::{CredentialRequest, Credentials};
 
 fn backend() -> MemoryBackend {
     let mut backend = MemoryBackend::new();
@@ -97,6 +98,20 @@ fuzz_target!(|data: &[u8]| {
                         .login_result_with(LoginOutcome::Ok { user: "bob".into() }, &mut backend),
                     Some(ImapEvent::StartTls) => session.tls_started(),
                     Some(ImapEvent::Close) => {}
+                    Some(ImapEvent::SaslCredentials(request)) => {
+                        session.sasl_credentials(match request {
+                            CredentialRequest::Verify { .. } => Credentials::Verified,
+                            CredentialRequest::Lookup { .. } => Credentials::Rejected,
+                        })
+                    }
+                    Some(ImapEvent::SaslFinished { success, .. }) => {
+                        let outcome = if success {
+                            LoginOutcome::Ok { user: "bob".into() }
+                        } else {
+                            LoginOutcome::Failed
+                        };
+                        session.login_result_with(outcome, &mut backend)
+                    }
                     None => break,
                 },
             }
