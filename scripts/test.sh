@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: python3 for the real clients (imaplib, poplib, smtplib), slapd for
-# the LDAP password-location tests, postfix for its socketmap client, isync (mbsync).
+# the LDAP password-location tests, postfix for its socketmap client, isync (mbsync),
+# openssl and fetchmail (below).
 need_pkgs=()
 command -v python3 >/dev/null || need_pkgs+=(python3 python3-pip)
 command -v md5sum >/dev/null || need_pkgs+=(coreutils)
@@ -15,6 +16,9 @@ command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need_pkgs+=(slapd ldap-
 [ -x /usr/sbin/postmap ] || need_pkgs+=(postfix)
 # isync's mbsync syncs a multi-folder account both ways against our IMAP server.
 command -v mbsync >/dev/null || need_pkgs+=(isync)
+# openssl s_client checks the TLS versions; fetchmail downloads a maildrop over POP3.
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+command -v fetchmail >/dev/null || need_pkgs+=(fetchmail)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     # "No configuration": no system Postfix instance; tests run their own.

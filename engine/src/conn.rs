@@ -221,10 +221,98 @@ impl Conn {
         match self.tls.as_mut() {
             None => self.stream.write_all(data).await,
             Some(tls) => {
-                tls.conn.writer().write_all(data)?;
-                flush_tls(&mut self.stream, &mut tls.conn).await
+                // rustls takes at most its buffer limit (64 KiB) of plaintext
+                // before the records are written out: a bigger `write_all` into
+                // its writer fails with WriteZero half-way (a large RETR or FETCH
+                // over TLS did). So: what it takes, out to the socket, again.
+                let mut rest = data;
+                while !rest.is_empty() {
+                    let taken = tls.conn.writer().write(rest)?;
+                    flush_tls(&mut self.stream, &mut tls.conn).await?;
+                    if taken == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            "TLS session takes no more data",
+                        ));
+                    }
+                    rest = &rest[taken..];
+                }
+                Ok(())
             }
         }
+    }
+
+    /// Sends `len` bytes of `file` from `offset` to a plain connection with
+    /// sendfile(2): the kernel copies page cache to socket, no pass through user
+    /// space (POP3 RETR of a large message). The socket is made non-blocking for
+    /// the call; when its buffer is full, the next byte goes through glommio's
+    /// write, which parks this task on io_uring until the socket is writable, and
+    /// sendfile resumes after it. A file shorter than `len` is an error (the caller
+    /// already announced the length). Not for TLS connections: their bytes must go
+    /// through rustls (kTLS is not used, see `tls::probe_ktls`).
+    ///
+    /// The file's pages are read by the kernel on this thread: a message not in the
+    /// page cache blocks the shard while the disk answers. `WILLNEED` starts that
+    /// read ahead; recently delivered messages are normally cached.
+    pub async fn send_file(
+        &mut self,
+        file: &std::fs::File,
+        mut offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        if self.tls.is_some() {
+            return Err(io::Error::other("sendfile on a TLS connection"));
+        }
+        let _ = rustix::fs::fadvise(
+            file,
+            offset,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::WillNeed,
+        );
+        let was_blocking = with_socket(&self.stream, |fd| {
+            let flags = rustix::fs::fcntl_getfl(fd)?;
+            if !flags.contains(rustix::fs::OFlags::NONBLOCK) {
+                rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+            }
+            Ok(!flags.contains(rustix::fs::OFlags::NONBLOCK))
+        })?;
+        let end = offset.saturating_add(len);
+        let (mut calls, mut waits) = (0u32, 0u32);
+        let result = async {
+            while offset < end {
+                let want = usize::try_from(end - offset)
+                    .unwrap_or(usize::MAX)
+                    .min(SENDFILE_CALL_BYTES);
+                calls += 1;
+                match with_socket(&self.stream, |fd| {
+                    rustix::fs::sendfile(fd, file, Some(&mut offset), want)
+                }) {
+                    Ok(0) => return Err(short_file()),
+                    Ok(_) => glommio::yield_if_needed().await,
+                    Err(rustix::io::Errno::AGAIN) => {
+                        waits += 1;
+                        let mut byte = [0u8; 1];
+                        if rustix::io::pread(file, &mut byte, offset)? == 0 {
+                            return Err(short_file());
+                        }
+                        self.stream.write_all(&byte).await?;
+                        offset += 1;
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(())
+        }
+        .await;
+        tracing::debug!("sendfile {len} bytes: {calls} calls, {waits} waits for room");
+        if was_blocking {
+            let _ = with_socket(&self.stream, |fd| {
+                let flags = rustix::fs::fcntl_getfl(fd)?;
+                rustix::fs::fcntl_setfl(fd, flags - rustix::fs::OFlags::NONBLOCK)
+            });
+        }
+        result
     }
 
     /// Sends close_notify when on TLS, then closes the socket.
@@ -235,6 +323,30 @@ impl Conn {
         }
         let _ = self.stream.close().await;
     }
+}
+
+/// Most bytes one sendfile(2) call is asked for (a non-blocking socket takes what
+/// fits its buffer anyway); between calls the shard yields when other tasks wait.
+const SENDFILE_CALL_BYTES: usize = 1024 * 1024;
+
+fn short_file() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "file shorter than the length announced",
+    )
+}
+
+/// Runs `f` with the socket of `stream` as a `BorrowedFd` (glommio only gives
+/// `AsRawFd`).
+#[allow(unsafe_code)]
+fn with_socket<T>(
+    stream: &TcpStream,
+    f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> rustix::io::Result<T>,
+) -> rustix::io::Result<T> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `stream` owns the fd and outlives the borrow, which `f` cannot keep.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    f(fd)
 }
 
 async fn flush_tls(stream: &mut TcpStream, conn: &mut ServerConnection) -> io::Result<()> {

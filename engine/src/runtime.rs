@@ -1,7 +1,9 @@
 //! Starting and stopping the shards (DESIGN §2). The main thread owns nothing of the
 //! data path: it takes the store lock, starts one pinned executor per shard, logs
 //! `msgstore ready` once every shard has bound its listeners, and on SIGTERM/SIGINT
-//! tells each shard to stop (each stops its services in reverse start order).
+//! tells each shard to stop (each stops its services in reverse start order). On
+//! SIGHUP it reloads the TLS certificate: sessions started afterwards use the new
+//! one, running sessions keep theirs.
 
 use std::net::TcpListener as StdTcpListener;
 use std::rc::Rc;
@@ -40,7 +42,11 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     )?);
     let shards = config.shard_count();
     probe_ports(&config, shards)?;
-    let tls = crate::tls::server_config(&config)?;
+    let tls = crate::tls::Certificates::new(crate::tls::server_config(&config)?);
+    match crate::tls::probe_ktls() {
+        Ok(()) => tracing::info!("kTLS: the kernel has it (not used yet: TLS stays in rustls)"),
+        Err(why) => tracing::info!("kTLS: not available ({why}); TLS stays in rustls"),
+    }
     let hasher = Hasher::start(usable_cpus().len())?;
     let login = Arc::new(LoginSecrets::generate(&config)?);
     let cpus = usable_cpus();
@@ -49,6 +55,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])?;
     let signal_handle = signals.handle();
     std::thread::Builder::new()
@@ -123,6 +130,12 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 tracing::error!("shard {id}: {why}");
                 stop_all(&mut stops);
             }
+            Event::Signal(signal_hook::consts::SIGHUP) => match tls.reload(&config) {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => tracing::error!(
+                    "SIGHUP: TLS certificate not reloaded, keeping the old one: {e:#}"
+                ),
+            },
             Event::Signal(sig) => {
                 tracing::info!("signal {sig}: stopping");
                 stop_all(&mut stops);

@@ -40,8 +40,9 @@ pub struct Shard {
     pub config: Config,
     /// Immutable after start; shared with this shard's helper threads for blocking file work.
     pub store: Arc<Store>,
-    /// The TLS server configuration (certificate), shared read-only by all shards.
-    pub tls: Arc<rustls::ServerConfig>,
+    /// The TLS server configuration (certificate), shared by all shards; replaced
+    /// as a whole on SIGHUP (`tls::Certificates::reload`).
+    pub tls: Arc<crate::tls::Certificates>,
     /// This shard's mail store and its group commit.
     pub mail: Rc<Mail>,
     pub mesh: Mesh,
@@ -81,7 +82,7 @@ impl Drop for MaildropLock {
 pub struct Shared {
     pub config: Config,
     pub store: Arc<Store>,
-    pub tls: Arc<rustls::ServerConfig>,
+    pub tls: Arc<crate::tls::Certificates>,
     pub hasher: Hasher,
     pub login: Arc<LoginSecrets>,
 }

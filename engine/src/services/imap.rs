@@ -133,7 +133,7 @@ async fn drive(
                 ImapEvent::StartTls => {
                     let (stream, tls) = conn.into_parts();
                     debug_assert!(tls.is_none(), "STARTTLS is only offered in plaintext");
-                    conn = match Conn::start_tls(stream, shard.tls.clone()) {
+                    conn = match Conn::start_tls(stream, shard.tls.current()) {
                         Ok(c) => c,
                         Err(e) => {
                             tracing::warn!("starttls {peer}: {e}");

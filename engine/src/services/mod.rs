@@ -233,7 +233,7 @@ pub fn open_conn(
     if !implicit_tls {
         return Some(Conn::plain(stream));
     }
-    match Conn::start_tls(stream, shard.tls.clone()) {
+    match Conn::start_tls(stream, shard.tls.current()) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!("tls {peer}: {e}");

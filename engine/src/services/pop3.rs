@@ -147,7 +147,7 @@ async fn drive(
                 },
                 Pop3Event::StartTls => {
                     let (stream, _) = conn.into_parts();
-                    conn = match Conn::start_tls(stream, shard.tls.clone()) {
+                    conn = match Conn::start_tls(stream, shard.tls.current()) {
                         Ok(c) => c,
                         Err(e) => {
                             tracing::warn!("stls {peer}: {e}");
@@ -282,6 +282,55 @@ fn open_maildrop(
     ))
 }
 
+/// Messages at least this big go by sendfile when they can (plain connection, RETR,
+/// no stuffing needed): below it one read and one write cost less than the extra
+/// cache-record read and file open.
+const SENDFILE_MIN_BYTES: u64 = 64 * 1024;
+
+/// RETR of a message whose file needs no dot-stuffing (precomputed at delivery:
+/// no line starts with "." and it ends with CRLF) on a plain connection: the
+/// `+OK`, the file by sendfile, then `"." CRLF`. `Ok(false)` when the message does
+/// not qualify (the caller streams it through the stuffer instead).
+async fn retrieve_by_sendfile(
+    conn: &mut Conn,
+    session: &mut Pop3Session,
+    md: &Maildrop,
+    uid: u32,
+) -> std::io::Result<bool> {
+    let Some(size) = md.view.get(uid).map(|r| r.size) else {
+        return Ok(false);
+    };
+    if size < SENDFILE_MIN_BYTES {
+        return Ok(false);
+    }
+    let ready = md
+        .view
+        .cache_record(uid)
+        .ok()
+        .and_then(|record| store::message::cache::pop3_ready(&record).ok().flatten());
+    if ready != Some(true) {
+        return Ok(false);
+    }
+    let Ok(file) = std::fs::File::open(md.view.message_path(uid)) else {
+        return Ok(false);
+    };
+    match file.metadata() {
+        Ok(meta) if meta.len() == size => {}
+        _ => return Ok(false),
+    }
+    session.retrieve_started();
+    let head = session.poll_output().unwrap_or_default();
+    conn.write_all(&head).await?;
+    if let Err(e) = conn.send_file(&file, 0, size).await {
+        // The +OK is out: all that is left is to drop the connection.
+        tracing::warn!("pop3 {} uid {uid}: sendfile: {e}", md.user);
+        return Err(e);
+    }
+    session.retrieve_done();
+    conn.write_all(b".\r\n").await?;
+    Ok(true)
+}
+
 /// Streams message `msg` (0-based) through the dot-stuffer, in chunks.
 async fn retrieve(
     conn: &mut Conn,
@@ -294,6 +343,10 @@ async fn retrieve(
         session.retrieve_failed(RetrieveError::Gone);
         return Ok(());
     };
+    if top_lines.is_none() && !conn.is_tls() && retrieve_by_sendfile(conn, session, md, uid).await?
+    {
+        return Ok(());
+    }
     let file = match BufferedFile::open(md.view.message_path(uid)).await {
         Ok(f) => f,
         Err(e) => {

@@ -10,7 +10,9 @@
 //! | --- | --- | --- |
 //! | 0 | 4 | magic `MSPC` (`4d 53 50 43`) |
 //! | 4 | 2 | version, `2` |
-//! | 6 | 2 | reserved, `0` (a reader rejects anything else) |
+//! | 6 | 2 | flags: `0` unknown (records written before the flag existed), `1` the file
+//! |   |   | needs dot-stuffing for POP3, `3` it does not (no line starts with `.` and it
+//! |   |   | ends with CRLF or is empty: RETR may send it as it is); anything else is refused |
 //! | 8 | 4 | record length in bytes, this header and the checksum included |
 //! | 12 | 8 | RFC822.SIZE |
 //! | 20 | blob | ENVELOPE (IMAP syntax, parentheses included) |
@@ -58,6 +60,9 @@ const CRC_BYTES: usize = 4;
 /// The smallest encoded part: kind, encoding, path length, four offsets, subtree,
 /// content type length, charset flag.
 const PART_BYTES_MIN: usize = 1 + 1 + 2 + 32 + 4 + 4 + 1;
+/// Header flags (offset 6): the POP3 scan was made, and its answer.
+const FLAG_SCANNED: u8 = 1;
+const FLAG_SCANNED_READY: u8 = 3;
 
 /// Why a cache record was refused. Any of these means: rebuild it from the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,7 +137,11 @@ pub fn encode(p: &Precomputed) -> Vec<u8> {
     ));
     w.0.extend_from_slice(&MAGIC);
     w.u16(VERSION);
-    w.u16(0);
+    w.u16(u16::from(match p.pop3_ready {
+        None => 0,
+        Some(false) => FLAG_SCANNED,
+        Some(true) => FLAG_SCANNED_READY,
+    }));
     w.u32(0); // length, patched below
     w.u64(p.size);
     w.blob(&p.envelope);
@@ -321,8 +330,8 @@ fn check_frame(data: &[u8]) -> Result<&[u8], CacheError> {
     if version != VERSION {
         return Err(CacheError::UnsupportedVersion(version));
     }
-    if data[6..8] != [0, 0] {
-        return Err(CacheError::Malformed("reserved bytes"));
+    if !matches!(data[6..8], [0 | FLAG_SCANNED | FLAG_SCANNED_READY, 0]) {
+        return Err(CacheError::Malformed("flags"));
     }
     let len = u32::from_le_bytes([data[8], data[9], data[10], data[11]]) as usize;
     if data.len() < len {
@@ -351,6 +360,17 @@ pub fn decode_or_rebuild(
             .ok_or(CacheError::UnsupportedVersion(v)),
         other => other,
     }
+}
+
+fn pop3_ready_flag(flags: u8) -> Option<bool> {
+    (flags & FLAG_SCANNED != 0).then_some(flags == FLAG_SCANNED_READY)
+}
+
+/// [`Precomputed::pop3_ready`] of a record, checked (magic, version, length,
+/// checksum) but not decoded: what POP3's RETR needs to choose sendfile.
+pub fn pop3_ready(data: &[u8]) -> Result<Option<bool>, CacheError> {
+    check_frame(data)?;
+    Ok(pop3_ready_flag(data[6]))
 }
 
 /// Decodes a record; anything not exactly as `encode` writes it is refused.
@@ -432,6 +452,7 @@ pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
         return Err(CacheError::Malformed("trailing bytes"));
     }
     Ok(Precomputed {
+        pop3_ready: pop3_ready_flag(data[6]),
         size,
         envelope,
         bodystructure,
@@ -469,7 +490,7 @@ mod tests {
     }
 
     const KNOWN_ANSWER: &str = concat!(
-        "4d53504302000000ca0100004d000000000000008100000028225468752c2031",
+        "4d53504302000300ca0100004d000000000000008100000028225468752c2031",
         "204a616e20313937302030303a30303a3031202b3031303022202252653a2068",
         "6922202828224122204e494c202261222022622e63222929202828224122204e",
         "494c202261222022622e63222929202828224122204e494c202261222022622e",
@@ -483,8 +504,42 @@ mod tests {
         "61696e0001f1f1ffffffffffff3c00010600000052653a206869010600000052",
         "653a20686902000000686901050000006140622e630101000000410000000000",
         "f1f1ffff02000000484901010000004100000000000000000100000041000000",
-        "000000000000de1c77c0",
+        "000000000000496611ec",
     );
+
+    /// Re-checksums a record after a header byte was changed.
+    fn with_flags(mut record: Vec<u8>, flags: u8) -> Vec<u8> {
+        record[6] = flags;
+        let end = record.len() - CRC_BYTES;
+        let crc = crc32fast::hash(&record[..end]).to_le_bytes();
+        record[end..].copy_from_slice(&crc);
+        record
+    }
+
+    #[test]
+    fn pop3_ready_flag_round_trips_and_old_records_read_as_unknown() {
+        let cases: [(&[u8], bool); 6] = [
+            (b"Subject: a\r\n\r\nbody\r\n", true),
+            (b"", true),
+            (b"Subject: a\r\n\r\n.dot\r\n", false),
+            (b".Subject: a\r\n\r\nx\r\n", false),
+            (b"Subject: a\r\n\r\nno end", false),
+            (b"Subject: a\r\n\r\nx\r", false),
+        ];
+        for (msg, ready) in cases {
+            let p = precompute(msg);
+            assert_eq!(p.pop3_ready, Some(ready), "{}", msg.escape_ascii());
+            let record = encode(&p);
+            assert_eq!(pop3_ready(&record), Ok(Some(ready)));
+            assert_eq!(decode(&record).map(|d| d.pop3_ready), Ok(Some(ready)));
+        }
+        let old = with_flags(encode(&precompute(SAMPLE)), 0);
+        assert_eq!(pop3_ready(&old), Ok(None));
+        assert_eq!(decode(&old).map(|d| d.pop3_ready), Ok(None));
+        let bad = with_flags(encode(&precompute(SAMPLE)), 2);
+        assert_eq!(decode(&bad), Err(CacheError::Malformed("flags")));
+        assert_eq!(pop3_ready(&bad), Err(CacheError::Malformed("flags")));
+    }
 
     #[test]
     fn rejects_damage_without_panicking() {

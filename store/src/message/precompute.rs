@@ -180,6 +180,10 @@ pub struct HeaderFields {
 /// Everything precomputed for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Precomputed {
+    /// Whether the file can go to a POP3 client as it is (RETR by sendfile): no
+    /// line starts with `.` and it ends with CRLF (or is empty). `None` for cache
+    /// records written before this was computed.
+    pub pop3_ready: Option<bool>,
     /// RFC822.SIZE: the stored (CRLF) size.
     pub size: u64,
     /// The ENVELOPE value, parentheses included, ready to send.
@@ -361,6 +365,7 @@ pub fn precompute(msg: &[u8]) -> Precomputed {
         .map(|n| sort_keys(&n.fields))
         .unwrap_or_default();
     Precomputed {
+        pop3_ready: Some(pop3_ready(msg)),
         size: msg.len() as u64,
         envelope,
         bodystructure,
@@ -369,6 +374,13 @@ pub fn precompute(msg: &[u8]) -> Precomputed {
         fields,
         sort,
     }
+}
+
+/// No line starts with `.` (a line begins the message or follows an LF, as POP3's
+/// dot-stuffer counts them) and the message ends with CRLF or is empty.
+fn pop3_ready(msg: &[u8]) -> bool {
+    let ends_right = msg.is_empty() || msg.ends_with(b"\r\n");
+    ends_right && msg.first() != Some(&b'.') && memchr::memmem::find(msg, b"\n.").is_none()
 }
 
 fn bounded(v: &[u8]) -> Vec<u8> {
