@@ -233,12 +233,17 @@ impl ImapSession {
             }
             other => other?,
         };
-        let Some((_, text, literals)) = done.fetches.iter().find(|(n, _, _)| *n == seq) else {
+        let mut mine = done.fetches.iter().filter(|(n, _, _)| *n == seq).peekable();
+        if mine.peek().is_none() {
             // Expunged by another session since we last heard: legal, nothing to check.
             ctx.count("fetch_of_expunged", 1);
             return Ok(());
-        };
-        let size = fetch_rfc822_size(text)
+        }
+        // The server may send an unsolicited `* n FETCH (FLAGS …)` for the same message
+        // (another session changed its flags) before or after the answer: take the line
+        // that carries the size.
+        let (size, literals) = mine
+            .find_map(|(_, text, literals)| fetch_rfc822_size(text).map(|s| (s, literals)))
             .ok_or_else(|| ClientError::Check("FETCH response without RFC822.SIZE".into()))?;
         let body = literals
             .iter()
