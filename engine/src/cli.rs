@@ -395,11 +395,11 @@ fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()>
         }
         AdminResponse::Stats { shards } => {
             println!(
-                "shard  cpu  accepted  handoffs_out  handoffs_in  logins_ok  logins_failed  sessions  logins_blocked  refused"
+                "shard  cpu  accepted  handoffs_out  handoffs_in  logins_ok  logins_failed  sessions  logins_blocked  refused  slowed"
             );
             for s in shards {
                 println!(
-                    "{:>5}  {:>3}  {:>8}  {:>12}  {:>11}  {:>9}  {:>13}  {:>8}  {:>14}  {:>7}",
+                    "{:>5}  {:>3}  {:>8}  {:>12}  {:>11}  {:>9}  {:>13}  {:>8}  {:>14}  {:>7}  {:>6}",
                     s.shard,
                     s.cpu,
                     s.accepted,
@@ -409,7 +409,8 @@ fn print_answer(req: &AdminRequest, answer: AdminResponse) -> anyhow::Result<()>
                     s.logins_failed,
                     s.sessions_active,
                     s.logins_blocked,
-                    s.connections_refused
+                    s.connections_refused,
+                    s.commands_slowed
                 );
             }
         }

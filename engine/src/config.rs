@@ -200,6 +200,10 @@ pub struct LimitsConfig {
     /// connections get the protocol's "too many connections" answer. Bounded by
     /// `limits::SESSIONS_PER_SHARD_MAX`.
     pub connections_per_shard: u32,
+    /// IMAP commands one connection may issue per second (with a burst of as many)
+    /// before the server slows down reading from it. Generous: a syncing client
+    /// pipelines hundreds; a script hammering one connection is held back.
+    pub imap_commands_per_second: u32,
     /// Seconds a connection may stay silent before it logs in.
     pub idle_preauth_seconds: u64,
     /// Seconds an authenticated IMAP session may stay silent (RFC 3501: at least 30 min).
@@ -289,6 +293,7 @@ impl Default for Config {
             limits: LimitsConfig {
                 connections_per_ip: 1000,
                 connections_per_shard: crate::limits::SESSIONS_PER_SHARD_MAX as u32,
+                imap_commands_per_second: 1000,
                 idle_preauth_seconds: 60,
                 idle_imap_seconds: 30 * 60,
                 idle_pop3_seconds: 10 * 60,
@@ -718,6 +723,7 @@ fn parse_limits(t: &toml::Table, out: &mut LimitsConfig) -> Result<(), ConfigErr
                 }
                 out.connections_per_shard = n as u32;
             }
+            "imap_commands_per_second" => out.imap_commands_per_second = small(v, &key)?.max(1),
             "idle_preauth_seconds" => out.idle_preauth_seconds = positive(v)? as u64,
             "idle_imap_seconds" => out.idle_imap_seconds = positive(v)? as u64,
             "idle_pop3_seconds" => out.idle_pop3_seconds = positive(v)? as u64,

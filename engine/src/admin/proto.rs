@@ -195,6 +195,9 @@ pub struct ShardStats {
     /// Connections refused by `limits.connections_per_ip` or the shard's session cap.
     pub connections_refused: u64,
     pub sessions_active: u64,
+    /// Times an IMAP session's reads were held back by `limits.imap_commands_per_second`.
+    #[serde(default)]
+    pub commands_slowed: u64,
 }
 
 /// One live session, as `msgstore who` shows it.

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
 use glommio::io::BufferedFile;
@@ -105,6 +105,7 @@ async fn drive(
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     // The selected mailbox and the modseq its session has seen.
     let mut watching: Option<(u32, u64)> = None;
+    let mut pace = Pace::new(shard.config.limits.imap_commands_per_second, Instant::now());
     loop {
         while let Some(t) = session.poll_transmit() {
             let sent = match t {
@@ -208,6 +209,13 @@ async fn drive(
         let selected = backend.as_ref().and_then(|b| b.selected_id());
         if selected != watching.map(|(id, _)| id) {
             watching = selected.map(|id| (id, 0));
+        }
+        // Past `limits.imap_commands_per_second`, hold the next read back (in steps of
+        // at most a second, so changes and shutdown are still seen between them).
+        if let Some(wait) = pace.delay(session.commands_seen(), Instant::now()) {
+            shard.stats.borrow_mut().commands_slowed += 1;
+            glommio::timer::sleep(wait.min(Duration::from_secs(1))).await;
+            continue;
         }
         let room = session.input_room().clamp(1, buf.len());
         let limits = &shard.config.limits;
@@ -365,5 +373,66 @@ async fn account_change(
         // The account does not exist (or cannot be read): the root is unknown.
         Ok(Response::Admin(AdminResponse::Error { .. })) => Err(BackendError::NoSuchMailbox),
         Ok(_) | Err(_) => Err(BackendError::Unavailable),
+    }
+}
+
+/// A token bucket over the session's command count: `rate` commands a second, at most
+/// `rate` saved up (the burst). Spent after the fact, so a pipelined batch goes through
+/// and the reads after it wait until the bucket is back to zero.
+struct Pace {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+    seen: u64,
+}
+
+impl Pace {
+    fn new(rate: u32, now: Instant) -> Pace {
+        let rate = f64::from(rate.max(1));
+        Pace {
+            rate,
+            tokens: rate,
+            last: now,
+            seen: 0,
+        }
+    }
+
+    /// How long to hold the next read back, once the session has read `seen` commands.
+    fn delay(&mut self, seen: u64, now: Instant) -> Option<Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.tokens -= seen.saturating_sub(self.seen) as f64;
+        self.seen = seen;
+        (self.tokens < 0.0).then(|| Duration::from_secs_f64(-self.tokens / self.rate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_lets_a_burst_through_then_holds_reads_back_until_the_rate_allows() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(100, t0);
+        assert_eq!(pace.delay(100, t0), None, "a full burst is free");
+        let wait = pace.delay(150, t0).expect("50 over the burst");
+        assert_eq!(wait, Duration::from_millis(500));
+        // After waiting it out, nothing more is owed; a second later the burst is back.
+        assert_eq!(pace.delay(150, t0 + wait), None);
+        assert_eq!(pace.delay(250, t0 + wait + Duration::from_secs(1)), None);
+        assert!(
+            pace.delay(251, t0 + wait + Duration::from_secs(1))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn pace_never_saves_more_than_one_burst() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(10, t0);
+        assert_eq!(pace.delay(0, t0 + Duration::from_secs(3600)), None);
+        assert!(pace.delay(11, t0 + Duration::from_secs(3600)).is_some());
     }
 }

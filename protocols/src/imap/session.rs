@@ -290,6 +290,8 @@ pub(crate) struct Core {
     /// TLS is on (implicitly or after STARTTLS).
     pub tls_active: bool,
     pub bad_commands: u32,
+    /// Commands read so far (for the engine's per-connection pace).
+    pub commands: u64,
     pub auth_failures: u32,
     pub enabled: Enabled,
     pub selected: Option<Selected>,
@@ -345,6 +347,7 @@ impl ImapSession {
             tls_pending: false,
             tls_active: false,
             bad_commands: 0,
+            commands: 0,
             auth_failures: 0,
             enabled: Enabled::default(),
             selected: None,
@@ -510,6 +513,11 @@ impl ImapSession {
         self.core.selected.as_ref().map(|s| s.name.as_str())
     }
 
+    /// Commands read so far; the engine paces a connection by it.
+    pub fn commands_seen(&self) -> u64 {
+        self.core.commands
+    }
+
     /// Whether the client is in IDLE.
     pub fn is_idle(&self) -> bool {
         self.core.idle.is_some()
@@ -606,6 +614,7 @@ impl Core {
                 Frame::Complete => {
                     let parsed = parse_command(self.framer.frame());
                     self.framer.consume_frame();
+                    self.commands = self.commands.wrapping_add(1);
                     self.dispatch(parsed, backend);
                 }
                 Frame::LiteralAnnounced { tag, literal } => {
