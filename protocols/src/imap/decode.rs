@@ -41,10 +41,40 @@ pub fn quoted_printable(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut i = 0;
     while let Some(&b) = data.get(i) {
+        if b == b' ' || b == b'\t' {
+            // Whitespace ending a line was added in transport: RFC 2045 6.7 (3) says
+            // to delete it, and Dovecot does.
+            let run = data[i..]
+                .iter()
+                .take_while(|&&c| c == b' ' || c == b'\t')
+                .count();
+            let rest = &data[i + run..];
+            if !(rest.is_empty() || rest.starts_with(b"\r\n") || rest.starts_with(b"\n")) {
+                out.extend_from_slice(&data[i..i + run]);
+            }
+            i += run;
+            continue;
+        }
         if b != b'=' {
             out.push(b);
             i += 1;
             continue;
+        }
+        // `=` then trailing whitespace is still a soft line break.
+        let run = data[i + 1..]
+            .iter()
+            .take_while(|&&c| c == b' ' || c == b'\t')
+            .count();
+        if run > 0 {
+            let rest = &data[i + 1 + run..];
+            if rest.starts_with(b"\r\n") {
+                i += 3 + run;
+                continue;
+            }
+            if rest.starts_with(b"\n") || rest.is_empty() {
+                i += 2 + run;
+                continue;
+            }
         }
         match (data.get(i + 1), data.get(i + 2)) {
             (Some(b'\r'), Some(b'\n')) => i += 3,
@@ -72,6 +102,10 @@ mod tests {
         assert_eq!(
             quoted_printable(b"caf=C3=A9=\r\n!=ZZ"),
             "café!=ZZ".as_bytes()
+        );
+        assert_eq!(
+            quoted_printable(b"a b \t\r\nc  \nd=20 \r\ne= \r\nf \t"),
+            b"a b\r\nc\nd \r\nef"
         );
     }
 }

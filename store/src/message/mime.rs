@@ -17,6 +17,8 @@ use super::rfc822::Rfc822;
 pub(crate) struct Field {
     pub name: Vec<u8>,
     pub value: Vec<u8>,
+    /// The field had continuation lines (Dovecot's `full_value` keeps their newlines).
+    pub folded: bool,
 }
 
 /// A parameter list: `(name, value)` pairs in header order.
@@ -221,6 +223,7 @@ impl Walker<'_> {
             if line.first().is_some_and(|&b| is_lwsp(b)) {
                 if let Some(f) = fields.last_mut() {
                     f.value.extend_from_slice(line);
+                    f.folded = true;
                 }
             } else if let Some(colon) = line.iter().position(|&b| b == b':') {
                 let mut name = &line[..colon];
@@ -240,6 +243,7 @@ impl Walker<'_> {
                 fields.push(Field {
                     name: name.to_vec(),
                     value: value.to_vec(),
+                    folded: false,
                 });
             }
             pos = next;

@@ -540,4 +540,14 @@ mod tests {
         assert_eq!(base_subject("[only]"), "[only]");
         assert_eq!(base_subject("re:"), "");
     }
+
+    #[test]
+    fn folded_subject_is_a_literal_as_dovecot_sends_it() {
+        let envelope = |msg: &[u8]| String::from_utf8(precompute(msg).envelope).expect("utf-8");
+        assert!(
+            envelope(b"Subject: folded\r\n subject line\r\n\r\nx\r\n")
+                .starts_with("(NIL {19}\r\nfolded subject line NIL")
+        );
+        assert!(envelope(b"Subject: one line\r\n\r\nx\r\n").starts_with("(NIL \"one line\" NIL"));
+    }
 }

@@ -50,7 +50,17 @@ pub(crate) fn envelope_of(fields: &[Field]) -> Envelope {
         };
         match &name[..] {
             b"date" => e.date = Some(header_string(&f.value)),
-            b"subject" => e.subject = Some(header_string(&f.value)),
+            b"subject" => {
+                let mut s = header_string(&f.value);
+                if f.folded {
+                    // Dovecot's value still holds the fold's newline, so its
+                    // for-humans writing always counts it as changed and sends a
+                    // literal; a trailing newline does the same here and is
+                    // trimmed like any trailing whitespace.
+                    s.push(b'\n');
+                }
+                e.subject = Some(s);
+            }
             b"in-reply-to" => e.in_reply_to = Some(header_string(&f.value)),
             b"message-id" => e.message_id = Some(header_string(&f.value)),
             b"from" => addr(&mut e.from, &f.value),

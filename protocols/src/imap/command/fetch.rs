@@ -640,7 +640,9 @@ impl Core {
                         }
                         let data = backend.read(mailbox, uid, range.0, range.1);
                         let data = decode_part(&data.unwrap_or_default(), encoding);
-                        self.literal_bytes(cut_bytes(&data, *partial));
+                        // Decoded content goes as literal8 whatever it holds, as Dovecot
+                        // sends it (tests/tests/imap_fetch_parity.rs).
+                        self.literal8_bytes(cut_bytes(&data, *partial));
                     }
                     Binary::Unknown => {
                         self.raw(b"NIL");
@@ -681,6 +683,12 @@ impl Core {
         if len > 0 {
             self.message_bytes(mailbox, uid, start, end);
         }
+    }
+
+    /// `~{n}` and bytes the session holds.
+    fn literal8_bytes(&mut self, data: &[u8]) {
+        self.raw(format!("~{{{}}}\r\n", data.len()).as_bytes());
+        self.raw(data);
     }
 
     /// A literal of bytes the session holds (`~{n}` when they include NUL).
