@@ -602,7 +602,7 @@ impl Trees {
         if rec.uid < b.index.uidnext() && (found.is_some() || !recovering) {
             // Replay of a delivery that reached the index: repair what did not reach disk.
             if let Some(pos) = found {
-                let mut have = b.index.records()[pos];
+                let have = b.index.records()[pos];
                 let len = fs::metadata(&path).map(|m| m.len()).ok();
                 if !have.expunged && recovering && len != Some(rec.size) && staged.exists() {
                     link_replacing(staged, &path)?;
@@ -614,24 +614,11 @@ impl Trees {
                         staged.display()
                     ));
                 }
-                let b = self.open_box(addr, id)?;
-                let at = CacheRef {
-                    offset: have.cache_offset,
-                    len: have.cache_len,
-                    crc: have.cache_crc,
-                };
-                if !have.expunged && recovering && b.cache.read(at).is_err() {
-                    let bytes = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
-                    let at = b.cache.append(&crate::delivery::cache_record(&bytes))?;
-                    have.cache_offset = at.offset;
-                    have.cache_len = at.len;
-                    have.cache_crc = at.crc;
-                    b.index.update(pos, have)?;
-                    self.repairs.push(format!(
-                        "{} cache of uid {}: damaged -> rewritten",
-                        path.display(),
-                        rec.uid
-                    ));
+                if !have.expunged && recovering {
+                    self.repair_cache_entry(addr, id, pos, &path, || {
+                        let bytes = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+                        Ok(crate::delivery::cache_record(&bytes))
+                    })?;
                 }
             }
             return Ok(Outcome::Delivered {
@@ -647,15 +634,29 @@ impl Trees {
                 crate::delivery::cache_record(&bytes)
             }
         };
+        self.index_new_message(addr, id, rec, &entry, &path, uidvalidity)
+    }
+
+    /// Gives a delivered message file (already in place at `path`) its cache entry and
+    /// index record, counts it in the usage and announces it; on failure the file goes.
+    fn index_new_message(
+        &mut self,
+        addr: &Address,
+        id: u32,
+        mut rec: Record,
+        entry: &[u8],
+        path: &Path,
+        uidvalidity: u32,
+    ) -> Result<Outcome> {
         let b = self.open_box(addr, id)?;
-        let appended = b.cache.append(&entry).and_then(|at| {
+        let appended = b.cache.append(entry).and_then(|at| {
             rec.cache_offset = at.offset;
             rec.cache_len = at.len;
             rec.cache_crc = at.crc;
             b.index.insert(rec)
         });
         if let Err(e) = appended {
-            let _ = fs::remove_file(&path);
+            let _ = fs::remove_file(path);
             return Err(e);
         }
         self.add_usage(addr, 0, rec.size, 1, false)?;
@@ -672,6 +673,39 @@ impl Trees {
             uidvalidity,
             uid: rec.uid,
         })
+    }
+
+    /// Replay found the record of message `pos` but its cache entry unreadable: writes
+    /// the entry `make` computes and points the record at it.
+    fn repair_cache_entry(
+        &mut self,
+        addr: &Address,
+        id: u32,
+        pos: usize,
+        path: &Path,
+        make: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<()> {
+        let b = self.open_box(addr, id)?;
+        let mut have = b.index.records()[pos];
+        let at = CacheRef {
+            offset: have.cache_offset,
+            len: have.cache_len,
+            crc: have.cache_crc,
+        };
+        if b.cache.read(at).is_ok() {
+            return Ok(());
+        }
+        let at = b.cache.append(&make()?)?;
+        have.cache_offset = at.offset;
+        have.cache_len = at.len;
+        have.cache_crc = at.crc;
+        b.index.update(pos, have)?;
+        self.repairs.push(format!(
+            "{} cache of uid {}: damaged -> rewritten",
+            path.display(),
+            have.uid
+        ));
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -715,29 +749,13 @@ impl Trees {
         if rec.uid < b.index.uidnext() && (found.is_some() || !recovering) {
             // Replay of a delivery that reached the index: repair what did not reach disk.
             if let Some(pos) = found {
-                let mut have = b.index.records()[pos];
+                let have = b.index.records()[pos];
                 if !have.expunged && recovering {
                     repair_message(&path, message, &mut self.repairs)?;
-                    let b = self.open_box(addr, id)?;
-                    let at = CacheRef {
-                        offset: have.cache_offset,
-                        len: have.cache_len,
-                        crc: have.cache_crc,
-                    };
-                    if b.cache.read(at).is_err() {
-                        let entry = cache
-                            .map_or_else(|| crate::delivery::cache_record(message), <[u8]>::to_vec);
-                        let at = b.cache.append(&entry)?;
-                        have.cache_offset = at.offset;
-                        have.cache_len = at.len;
-                        have.cache_crc = at.crc;
-                        b.index.update(pos, have)?;
-                        self.repairs.push(format!(
-                            "{} cache of uid {}: damaged -> rewritten",
-                            path.display(),
-                            rec.uid
-                        ));
-                    }
+                    self.repair_cache_entry(addr, id, pos, &path, || {
+                        Ok(cache
+                            .map_or_else(|| crate::delivery::cache_record(message), <[u8]>::to_vec))
+                    })?;
                 }
             }
             return Ok(Outcome::Delivered {
@@ -759,31 +777,7 @@ impl Trees {
                 &entry
             }
         };
-        let b = self.open_box(addr, id)?;
-        let appended = b.cache.append(entry_ref).and_then(|at| {
-            rec.cache_offset = at.offset;
-            rec.cache_len = at.len;
-            rec.cache_crc = at.crc;
-            b.index.insert(rec)
-        });
-        if let Err(e) = appended {
-            let _ = fs::remove_file(&path);
-            return Err(e);
-        }
-        self.add_usage(addr, 0, rec.size, 1, false)?;
-        self.notifier.publish(
-            addr,
-            id,
-            Change {
-                modseq: rec.modseq,
-                uid: rec.uid,
-                kind: ChangeKind::Appended,
-            },
-        );
-        Ok(Outcome::Delivered {
-            uidvalidity,
-            uid: rec.uid,
-        })
+        self.index_new_message(addr, id, rec, entry_ref, &path, uidvalidity)
     }
 
     fn apply_copy(
