@@ -410,3 +410,33 @@ pub fn python(script: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Replays the corpus of a Dovecot parity fixture script (`tests/fixtures/NAME`, run
+/// with `--check HOST PORT USER PASSWORD`) against a fresh two-shard server and returns
+/// what the script printed: its comparison of msgstore's answers with the recorded ones.
+pub fn dovecot_parity_check(script: &str) -> String {
+    let site = Site::new(Options::default());
+    site.cli_ok(
+        &["account", "add", "ann@example.com", "--password-stdin"],
+        Some("pw\n"),
+    );
+    let server = site.start();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(script);
+    let run = format!(
+        "import runpy, sys\nsys.argv = ['x', '--check'] + sys.argv[1:]\nrunpy.run_path({:?}, run_name='__main__')\n",
+        script.display().to_string()
+    );
+    let out = python(
+        &run,
+        &[
+            "127.0.0.1",
+            &site.ports.imap.to_string(),
+            "ann@example.com",
+            "pw",
+        ],
+    );
+    server.stop();
+    out
+}

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use tests::{Options, Site, python};
+use tests::dovecot_parity_check;
 
 /// Items where msgstore deliberately answers differently, `"SEQ ITEM"` as in the
 /// fixture, grouped by reason. The test fails if one of them starts matching, so the
@@ -58,26 +58,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 
 #[test]
 fn fetch_answers_as_dovecot_does() {
-    let site = Site::new(Options::default());
-    site.cli_ok(
-        &["account", "add", "ann@example.com", "--password-stdin"],
-        Some("pw\n"),
-    );
-    let server = site.start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dovecot_fetch_answers.py");
-    let run = format!(
-        "import runpy, sys\nsys.argv = ['x', '--check'] + sys.argv[1:]\nrunpy.run_path({:?}, run_name='__main__')\n",
-        script.display().to_string()
-    );
-    let out = python(
-        &run,
-        &[
-            "127.0.0.1",
-            &site.ports.imap.to_string(),
-            "ann@example.com",
-            "pw",
-        ],
-    );
+    let out = dovecot_parity_check("dovecot_fetch_answers.py");
     let fixture = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dovecot_fetch.json"),
     )
@@ -103,5 +84,4 @@ fn fetch_answers_as_dovecot_does() {
         out.ends_with(&format!("matched {matched} of {total}\n")),
         "{out}"
     );
-    drop(server);
 }

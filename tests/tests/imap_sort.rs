@@ -8,30 +8,11 @@
 
 use std::path::Path;
 
-use tests::{Options, Site, python};
+use tests::dovecot_parity_check;
 
 #[test]
 fn sort_thread_and_search_answer_as_dovecot_does() {
-    let site = Site::new(Options::default());
-    site.cli_ok(
-        &["account", "add", "ann@example.com", "--password-stdin"],
-        Some("pw\n"),
-    );
-    let server = site.start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dovecot_sort_answers.py");
-    let run = format!(
-        "import runpy, sys\nsys.argv = ['x', '--check'] + sys.argv[1:]\nrunpy.run_path({:?}, run_name='__main__')\n",
-        script.display().to_string()
-    );
-    let out = python(
-        &run,
-        &[
-            "127.0.0.1",
-            &site.ports.imap.to_string(),
-            "ann@example.com",
-            "pw",
-        ],
-    );
+    let out = dovecot_parity_check("dovecot_sort_answers.py");
     let fixture = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dovecot_sort.json"),
     )
@@ -42,5 +23,4 @@ fn sort_thread_and_search_answer_as_dovecot_does() {
         out == format!("matched {total} of {total}\n"),
         "answers differ from Dovecot's:\n{out}"
     );
-    drop(server);
 }
