@@ -2,40 +2,9 @@
 //! RCPT-time refusals, shard sockets, and no acknowledged message lost to kill -9.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use tests::{Options, Site, python};
-
-/// Every message file of `user`'s store, with its bytes.
-fn message_files(site: &Site, user: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let out = site.cli_ok(&["account", "show", user], None);
-    let dir = out
-        .lines()
-        .find_map(|l| l.strip_prefix("path      "))
-        .expect("path line");
-    let mut files = Vec::new();
-    let mail = Path::new(dir.trim()).join("mail");
-    for mbox in std::fs::read_dir(&mail).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(mbox.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = f.file_name().to_string_lossy().into_owned();
-            if name.chars().all(|c| c.is_ascii_digit()) {
-                files.push((f.path(), std::fs::read(f.path()).expect("read")));
-            }
-        }
-    }
-    files.sort_by_key(|(p, _)| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    });
-    files
-}
+use tests::{Options, Site, message_files, python};
 
 fn add(site: &Site, args: &[&str]) {
     let mut all = vec!["account", "add"];

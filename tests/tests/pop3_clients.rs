@@ -10,39 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tests::{Options, Site, python};
+use tests::{Options, Site, message_files, python};
 
 const USER: &str = "pat@example.com";
-
-/// Every message file of `user`'s INBOX (UID order) with its bytes: what RETR sends.
-fn message_files(site: &Site, user: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let out = site.cli_ok(&["account", "show", user], None);
-    let dir = out
-        .lines()
-        .find_map(|l| l.strip_prefix("path      "))
-        .expect("path line");
-    let mut files = Vec::new();
-    let mail = Path::new(dir.trim()).join("mail");
-    for mbox in std::fs::read_dir(&mail).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(mbox.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = f.file_name().to_string_lossy().into_owned();
-            if name.chars().all(|c| c.is_ascii_digit()) {
-                files.push((f.path(), std::fs::read(f.path()).expect("read")));
-            }
-        }
-    }
-    files.sort_by_key(|(p, _)| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    });
-    files
-}
 
 /// Delivers CPython's email test messages (`msg_*.txt`), messages with lines
 /// starting with ".", and two 1 MB messages (one needs dot-stuffing, one does
