@@ -539,6 +539,22 @@ pub trait ImapBackend {
     /// SORT/THREAD keys of messages, one per UID in the same order; a message expunged
     /// meanwhile gets empty keys.
     fn sort_keys(&mut self, mailbox: &str, uids: &[u32]) -> Result<Vec<SortKeys>, BackendError>;
+    /// Header fields (lower case) whose lines [`ImapBackend::search_header`] can give
+    /// without reading message files. None by default.
+    fn search_header_fields(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// For SEARCH: per UID of `uids` (same order), the top-level header lines of the
+    /// [`ImapBackend::search_header_fields`], each with its continuation lines and
+    /// CRLF, in message order, as they are in the message; `None` where the backend
+    /// does not have them at hand (SEARCH then reads the message's header).
+    fn search_header(
+        &mut self,
+        _mailbox: &str,
+        uids: &[u32],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        Ok(vec![None; uids.len()])
+    }
     /// Bytes `start..end` of a message (clamped to its size). The session calls it only
     /// for what it must look at (HEADER.FIELDS, BINARY, SEARCH); plain sections go out
     /// as `Transmit::Message` for the engine to stream.

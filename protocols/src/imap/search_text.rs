@@ -31,7 +31,13 @@ fn titlecase_char(c: char) -> char {
 pub fn casemap(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        unicode_normalization::char::decompose_compatible(titlecase_char(c), |d| out.push(d));
+        // ASCII (most of any header) titlecases to its uppercase and has no
+        // decomposition: skip the Unicode tables for it.
+        if c.is_ascii() {
+            out.push(c.to_ascii_uppercase());
+        } else {
+            unicode_normalization::char::decompose_compatible(titlecase_char(c), |d| out.push(d));
+        }
     }
     out
 }

@@ -1,7 +1,7 @@
 //! The cache record of one message: a [`Precomputed`] as bytes, written at delivery
 //! into the mailbox's `cache` file and read back by FETCH, SEARCH, SORT and THREAD.
 //!
-//! # Record layout, version 2
+//! # Record layout, version 3
 //!
 //! All integers little-endian. `blob` = `u32` length then that many bytes; `str` = a
 //! blob holding UTF-8; `opt<T>` = `u8` 0 (absent) or 1 followed by `T`.
@@ -9,13 +9,14 @@
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 4 | magic `MSPC` (`4d 53 50 43`) |
-//! | 4 | 2 | version, `2` |
+//! | 4 | 2 | version, `3` (version 2 records, which lack the SEARCH header lines, are read too) |
 //! | 6 | 2 | flags: `0` unknown (records written before the flag existed), `1` the file
 //! |   |   | needs dot-stuffing for POP3, `3` it does not (no line starts with `.` and it
 //! |   |   | ends with CRLF or is empty: RETR may send it as it is); anything else is refused |
 //! | 8 | 4 | record length in bytes, this header and the checksum included |
 //! | 12 | 8 | RFC822.SIZE |
-//! | 20 | blob | ENVELOPE (IMAP syntax, parentheses included) |
+//! | 20 | opt blob | SEARCH header lines (since version 3): the From, To, Cc, Bcc, Subject lines as in the message |
+//! | | blob | ENVELOPE (IMAP syntax, parentheses included) |
 //! | | blob | BODYSTRUCTURE |
 //! | | blob | BODY |
 //! | | 4 | part count `n`, then `n` parts in preorder: |
@@ -44,6 +45,10 @@
 //! it does not know with [`CacheError::UnsupportedVersion`], and the reader's caller
 //! precomputes the record again from the message file (version 1 records, written
 //! before the SORT keys existed, are refused that way; reconstruct rewrites them).
+//! Version 2 records are read as they are, with no SEARCH header lines: SEARCH then
+//! reads those messages' files, as it did before version 3.
+//! The SEARCH header lines come first so that [`search_header`] finds them without
+//! decoding the rest of the record.
 //! Decoding checks the magic, version, length and checksum first, then every length
 //! and offset (part ranges must lie inside RFC822.SIZE, subtrees inside the table).
 
@@ -54,7 +59,9 @@ use super::precompute::{
 use super::sort_keys::SortKeys;
 
 pub const MAGIC: [u8; 4] = *b"MSPC";
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
+/// The oldest version read as it is (older ones are rebuilt from the message).
+const VERSION_READ_MIN: u16 = 2;
 const HEADER_BYTES: usize = 12;
 const CRC_BYTES: usize = 4;
 /// The smallest encoded part: kind, encoding, path length, four offsets, subtree,
@@ -144,6 +151,7 @@ pub fn encode(p: &Precomputed) -> Vec<u8> {
     }));
     w.u32(0); // length, patched below
     w.u64(p.size);
+    w.opt_blob(p.search_header.as_deref());
     w.blob(&p.envelope);
     w.blob(&p.bodystructure);
     w.blob(&p.body);
@@ -327,7 +335,7 @@ fn check_frame(data: &[u8]) -> Result<&[u8], CacheError> {
         return Err(CacheError::Truncated);
     }
     let version = u16::from_le_bytes([data[4], data[5]]);
-    if version != VERSION {
+    if !(VERSION_READ_MIN..=VERSION).contains(&version) {
         return Err(CacheError::UnsupportedVersion(version));
     }
     if !matches!(data[6..8], [0 | FLAG_SCANNED | FLAG_SCANNED_READY, 0]) {
@@ -373,6 +381,29 @@ pub fn pop3_ready(data: &[u8]) -> Result<Option<bool>, CacheError> {
     Ok(pop3_ready_flag(data[6]))
 }
 
+fn record_version(data: &[u8]) -> u16 {
+    u16::from_le_bytes([data[4], data[5]])
+}
+
+/// [`Precomputed::search_header`] of a record, checked (magic, version, length,
+/// checksum) but not decoded further: what SEARCH reads per message. `Ok(None)` when
+/// the record keeps no lines (a version 2 record, or lines over the cap).
+pub fn search_header(data: &[u8]) -> Result<Option<&[u8]>, CacheError> {
+    let body = check_frame(data)?;
+    if record_version(data) < 3 {
+        return Ok(None);
+    }
+    let mut r = Reader {
+        data: body,
+        pos: HEADER_BYTES + 8,
+    };
+    if !r.present()? {
+        return Ok(None);
+    }
+    let len = r.u32()? as usize;
+    r.take(len).map(Some)
+}
+
 /// Decodes a record; anything not exactly as `encode` writes it is refused.
 pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
     let body = check_frame(data)?;
@@ -381,6 +412,11 @@ pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
         pos: HEADER_BYTES,
     };
     let size = r.u64()?;
+    let search_header = if record_version(data) >= 3 {
+        r.opt_blob()?
+    } else {
+        None
+    };
     let envelope = r.blob()?;
     let bodystructure = r.blob()?;
     let body_item = r.blob()?;
@@ -460,6 +496,7 @@ pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
         parts,
         fields,
         sort,
+        search_header,
     })
 }
 
@@ -490,21 +527,22 @@ mod tests {
     }
 
     const KNOWN_ANSWER: &str = concat!(
-        "4d53504302000300ca0100004d000000000000008100000028225468752c2031",
-        "204a616e20313937302030303a30303a3031202b3031303022202252653a2068",
-        "6922202828224122204e494c202261222022622e63222929202828224122204e",
-        "494c202261222022622e63222929202828224122204e494c202261222022622e",
-        "63222929204e494c204e494c204e494c204e494c204e494c294a000000282274",
-        "657874222022706c61696e222028226368617273657422202275732d61736369",
-        "692229204e494c204e494c2022376269742220332031204e494c204e494c204e",
-        "494c204e494c293a000000282274657874222022706c61696e22202822636861",
-        "7273657422202275732d61736369692229204e494c204e494c20223762697422",
-        "203320312901000000020001000100000000000000000000004a000000000000",
-        "004a000000000000004d00000000000000010000000a000000746578742f706c",
-        "61696e0001f1f1ffffffffffff3c00010600000052653a206869010600000052",
-        "653a20686902000000686901050000006140622e630101000000410000000000",
-        "f1f1ffff02000000484901010000004100000000000000000100000041000000",
-        "000000000000496611ec",
+        "4d53504303000300f10100004d00000000000000012200000046726f6d3a2041",
+        "203c6140622e633e0d0a5375626a6563743a2052653a2068690d0a8100000028",
+        "225468752c2031204a616e20313937302030303a30303a3031202b3031303022",
+        "202252653a20686922202828224122204e494c202261222022622e6322292920",
+        "2828224122204e494c202261222022622e63222929202828224122204e494c20",
+        "2261222022622e63222929204e494c204e494c204e494c204e494c204e494c29",
+        "4a000000282274657874222022706c61696e2220282263686172736574222022",
+        "75732d61736369692229204e494c204e494c2022376269742220332031204e49",
+        "4c204e494c204e494c204e494c293a000000282274657874222022706c61696e",
+        "222028226368617273657422202275732d61736369692229204e494c204e494c",
+        "2022376269742220332031290100000002000100010000000000000000000000",
+        "4a000000000000004a000000000000004d00000000000000010000000a000000",
+        "746578742f706c61696e0001f1f1ffffffffffff3c00010600000052653a2068",
+        "69010600000052653a20686902000000686901050000006140622e6301010000",
+        "00410000000000f1f1ffff020000004849010100000041000000000000000001",
+        "0000004100000000000000000021c85aa9",
     );
 
     /// Re-checksums a record after a header byte was changed.
@@ -549,8 +587,9 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(decode(&bad), Err(CacheError::BadMagic));
         let mut bad = good.clone();
-        bad[4] = 3;
-        assert_eq!(decode(&bad), Err(CacheError::UnsupportedVersion(3)));
+        bad[4] = 4;
+        assert_eq!(decode(&bad), Err(CacheError::UnsupportedVersion(4)));
+        assert_eq!(search_header(&bad), Err(CacheError::UnsupportedVersion(4)));
         let mut old = good.clone();
         old[4] = 1;
         assert_eq!(decode(&old), Err(CacheError::UnsupportedVersion(1)));
@@ -592,6 +631,74 @@ mod tests {
             decode_or_rebuild(&newer, || Some(SAMPLE.to_vec())),
             Err(CacheError::UnsupportedVersion(9))
         );
+    }
+
+    /// A version 3 record turned into the version 2 record of the same message: the
+    /// SEARCH header lines removed, the version, length and checksum set again.
+    fn as_version_2(v3: &[u8]) -> Vec<u8> {
+        let mut old = v3[..20].to_vec();
+        let cut = if v3[20] == 1 {
+            let n = u32::from_le_bytes([v3[21], v3[22], v3[23], v3[24]]) as usize;
+            21 + 4 + n
+        } else {
+            21
+        };
+        old.extend_from_slice(&v3[cut..v3.len() - CRC_BYTES]);
+        old[4] = 2;
+        let len = (old.len() + CRC_BYTES) as u32;
+        old[8..12].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        old
+    }
+
+    /// Version 2 records (no SEARCH header lines) are read as they are, not rebuilt.
+    #[test]
+    fn version_2_records_are_read_without_search_header() {
+        let p = precompute(SAMPLE);
+        assert_eq!(
+            p.search_header.as_deref(),
+            Some(&b"From: A <a@b.c>\r\nSubject: Re: hi\r\n"[..])
+        );
+        let v3 = encode(&p);
+        assert_eq!(search_header(&v3), Ok(p.search_header.as_deref()));
+        let v2 = as_version_2(&v3);
+        assert_eq!(search_header(&v2), Ok(None));
+        let decoded = decode_or_rebuild(&v2, || panic!("a version 2 record is not rebuilt"));
+        assert_eq!(
+            decoded,
+            Ok(Precomputed {
+                search_header: None,
+                ..p
+            })
+        );
+        for cut in 0..v3.len() {
+            assert!(search_header(&v3[..cut]).is_err(), "truncated at {cut}");
+        }
+    }
+
+    /// The kept lines: the named fields in any case, with their continuation lines,
+    /// nothing else; none at all past the cap.
+    #[test]
+    fn search_header_lines_keep_the_searched_fields() {
+        use crate::message::search_header_lines;
+        let header = b"Received: from x\r\n by y\r\nFROM: A\r\n\t<a@b>\r\nX-To: no\r\n\
+                       To : no\r\ncc:c@d\r\nSubject:\r\n =?utf-8?q?hi?=\r\nBcc: e\r\nTo: t\r\n\r\n";
+        assert_eq!(
+            search_header_lines(header).as_deref(),
+            Some(
+                &b"FROM: A\r\n\t<a@b>\r\ncc:c@d\r\nSubject:\r\n =?utf-8?q?hi?=\r\nBcc: e\r\nTo: t\r\n"[..]
+            )
+        );
+        assert_eq!(search_header_lines(b"X: y\r\n").as_deref(), Some(&b""[..]));
+        let mut big = b"Subject: x\r\n".to_vec();
+        while big.len() <= crate::message::limits::SEARCH_HEADER_BYTES_MAX {
+            big.extend_from_slice(b" more\r\n");
+        }
+        assert!(search_header_lines(&big).is_none());
+        let p = precompute(&[big.as_slice(), b"\r\nbody\r\n"].concat());
+        assert!(p.search_header.is_none());
+        assert_eq!(decode(&encode(&p)), Ok(p));
     }
 
     /// A record with a valid checksum but nonsense inside is still refused.

@@ -25,6 +25,12 @@ pub const SORT_FIELD_BYTES_MAX: usize = 4096;
 /// table and IMAP strings see the whole header; only the decoded extras are bounded.
 pub const SORT_HEADER_BYTES_MAX: usize = 256 * 1024;
 
+/// Bytes of the header lines kept in the cache record for SEARCH (see
+/// [`super::SEARCH_HEADER_FIELDS`]). Real From/To/Cc/Bcc/Subject lines are far below
+/// this; a message over it keeps none in the cache and SEARCH reads its file instead,
+/// so the cap only bounds the record, never changes an answer.
+pub const SEARCH_HEADER_BYTES_MAX: usize = 16 * 1024;
+
 /// Addresses parsed per header field: an address list is linear to parse, this only
 /// bounds the ENVELOPE we build.
 pub const ADDRESSES_PER_FIELD_MAX: usize = 10_000;

@@ -28,7 +28,8 @@ mod structure;
 
 pub use normalize::normalize_crlf;
 pub use precompute::{
-    ByteRange, HeaderDate, HeaderFields, Mailbox, Part, PartKind, Precomputed, SectionText,
-    TransferEncoding, base_subject, precompute,
+    ByteRange, HeaderDate, HeaderFields, Mailbox, Part, PartKind, Precomputed,
+    SEARCH_HEADER_FIELDS, SectionText, TransferEncoding, base_subject, precompute,
+    search_header_lines,
 };
 pub use sort_keys::{SortKeys, base_subject_cased, message_ids, parse_date, titlecase};

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use mail_parser::{Address as MpAddress, MessageParser};
 
-use super::limits::{SORT_FIELD_BYTES_MAX, SORT_HEADER_BYTES_MAX};
+use super::limits::{SEARCH_HEADER_BYTES_MAX, SORT_FIELD_BYTES_MAX, SORT_HEADER_BYTES_MAX};
 use super::mime::{self, Kind, Node};
 use super::sort_keys::{SortKeys, parse_date, sort_keys};
 use super::structure::{Envelope, Writer, envelope_of, write_envelope};
@@ -196,6 +196,46 @@ pub struct Precomputed {
     pub fields: HeaderFields,
     /// SORT and THREAD keys, as Dovecot computes them.
     pub sort: SortKeys,
+    /// The top-level header lines (each with its continuation lines and CRLF, in
+    /// message order) of the fields in [`SEARCH_HEADER_FIELDS`], as they are in the
+    /// message: SEARCH FROM/TO/CC/BCC/SUBJECT read these instead of the message file.
+    /// `None` for records written before they were kept, and for a message whose
+    /// lines exceed [`SEARCH_HEADER_BYTES_MAX`].
+    pub search_header: Option<Vec<u8>>,
+}
+
+/// Header fields whose lines the cache record keeps for SEARCH (lower case): the ones
+/// mail clients search by. A field is matched as SEARCH matches it, by the name right
+/// at the start of a line followed by `:`, ASCII case-insensitively.
+pub const SEARCH_HEADER_FIELDS: &[&str] = &["from", "to", "cc", "bcc", "subject"];
+
+/// The lines of `header` (a top-level header, CRLF) that begin one of
+/// [`SEARCH_HEADER_FIELDS`], each with its continuation lines; `None` past
+/// [`SEARCH_HEADER_BYTES_MAX`].
+pub fn search_header_lines(header: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    let mut rest = header;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            keep = SEARCH_HEADER_FIELDS.iter().any(|f| {
+                line.len() > f.len()
+                    && line[f.len()] == b':'
+                    && line[..f.len()].eq_ignore_ascii_case(f.as_bytes())
+            });
+        }
+        if keep {
+            if out.len() + line.len() > SEARCH_HEADER_BYTES_MAX {
+                return None;
+            }
+            out.extend_from_slice(line);
+        }
+    }
+    Some(out)
 }
 
 impl Precomputed {
@@ -364,6 +404,7 @@ pub fn precompute(msg: &[u8]) -> Precomputed {
         .first()
         .map(|n| sort_keys(&n.fields))
         .unwrap_or_default();
+    let search_header = search_header_lines(msg.get(..header_end).unwrap_or_default());
     Precomputed {
         pop3_ready: Some(pop3_ready(msg)),
         size: msg.len() as u64,
@@ -373,6 +414,7 @@ pub fn precompute(msg: &[u8]) -> Precomputed {
         parts,
         fields,
         sort,
+        search_header,
     }
 }
 

@@ -316,7 +316,49 @@ struct Content<'a> {
     layout: Option<Option<MessageLayout>>,
     header: Option<String>,
     body: Option<String>,
+    /// The backend's lines of these fields ([`ImapBackend::search_header`]), when it
+    /// had them for this message; `fields` is empty otherwise.
+    cached_fields: &'static [&'static str],
+    cached: Option<&'a [u8]>,
+    cached_text: Option<String>,
 }
+
+/// A header as SEARCH compares it: unfolded, RFC 2047 words decoded, casemapped.
+fn searchable_header(raw: &[u8]) -> String {
+    let raw = String::from_utf8_lossy(raw)
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
+    casemap(&decode_header(raw.as_bytes()))
+}
+
+/// The values of one header field in a [`searchable_header`], one per line.
+fn field_values(header: &str, field: &str) -> Option<String> {
+    let wanted = format!("{}:", casemap(field));
+    let mut out: Option<String> = None;
+    for line in header.split("\r\n") {
+        if let Some(value) = line.strip_prefix(&wanted) {
+            let out = out.get_or_insert_with(String::new);
+            out.push_str(value.trim());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// True when `key` looks at one of `fields` (so the backend's lines are worth asking for).
+fn uses_fields(key: &SearchKey, fields: &[&str]) -> bool {
+    match key {
+        SearchKey::Header { field, .. } => fields.iter().any(|f| f.eq_ignore_ascii_case(field)),
+        SearchKey::Not(k) => uses_fields(k, fields),
+        SearchKey::Or(a, b) => uses_fields(a, fields) || uses_fields(b, fields),
+        SearchKey::And(keys) => keys.iter().any(|k| uses_fields(k, fields)),
+        _ => false,
+    }
+}
+
+/// Messages whose cached header lines are asked for at once: bounds the memory a
+/// SEARCH of a large mailbox holds (a few hundred bytes per message).
+const SEARCH_HEADER_BATCH: usize = 256;
 
 impl Content<'_> {
     fn layout(&mut self) -> Option<&MessageLayout> {
@@ -334,12 +376,7 @@ impl Content<'_> {
                 .and_then(|l| l.parts.first().map(|p| p.header));
             let text = range
                 .and_then(|(s, e)| self.backend.read(self.mailbox, self.uid, s, e).ok())
-                .map(|raw| {
-                    let raw = String::from_utf8_lossy(&raw)
-                        .replace("\r\n ", " ")
-                        .replace("\r\n\t", " ");
-                    casemap(&decode_header(raw.as_bytes()))
-                })
+                .map(|raw| searchable_header(&raw))
                 .unwrap_or_default();
             self.header = Some(text);
         }
@@ -376,19 +413,21 @@ impl Content<'_> {
         self.body.as_deref().unwrap_or_default()
     }
 
-    /// Values of one header field (casemapped text), one per line.
+    /// Values of one header field (casemapped text), one per line: from the backend's
+    /// cached lines when they hold this field, else from the message's header.
     fn field(&mut self, field: &str) -> Option<String> {
-        let wanted = format!("{}:", casemap(field));
-        let header = self.header();
-        let mut out: Option<String> = None;
-        for line in header.split("\r\n") {
-            if let Some(value) = line.strip_prefix(&wanted) {
-                let out = out.get_or_insert_with(String::new);
-                out.push_str(value.trim());
-                out.push('\n');
-            }
+        if let Some(lines) = self.cached
+            && self
+                .cached_fields
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(field))
+        {
+            let text = self
+                .cached_text
+                .get_or_insert_with(|| searchable_header(lines));
+            return field_values(text, field);
         }
-        out
+        field_values(self.header(), field)
     }
 }
 
@@ -495,25 +534,45 @@ impl Core {
         };
         let count = selected.messages.len() as u32;
         let largest_uid = selected.messages.last().map_or(0, |m| m.uid);
+        let fields = backend.search_header_fields();
+        let fields = if uses_fields(key, fields) {
+            fields
+        } else {
+            &[]
+        };
         let mut found: Vec<(u32, u32, u64)> = Vec::new();
-        for (i, meta) in selected.messages.iter().enumerate() {
-            let cx = Context {
-                seq: i as u32 + 1,
-                count,
-                largest_uid,
-                saved: &selected.saved,
-                meta,
+        for (batch, metas) in selected.messages.chunks(SEARCH_HEADER_BATCH).enumerate() {
+            let cached = if fields.is_empty() {
+                Vec::new()
+            } else {
+                let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+                backend
+                    .search_header(&selected.name, &uids)
+                    .unwrap_or_default()
             };
-            let mut content = Content {
-                backend: &mut *backend,
-                mailbox: &selected.name,
-                uid: meta.uid,
-                layout: None,
-                header: None,
-                body: None,
-            };
-            if eval(key, &cx, &mut content) {
-                found.push((i as u32 + 1, meta.uid, meta.modseq));
+            for (j, meta) in metas.iter().enumerate() {
+                let seq = (batch * SEARCH_HEADER_BATCH + j) as u32 + 1;
+                let cx = Context {
+                    seq,
+                    count,
+                    largest_uid,
+                    saved: &selected.saved,
+                    meta,
+                };
+                let mut content = Content {
+                    backend: &mut *backend,
+                    mailbox: &selected.name,
+                    uid: meta.uid,
+                    layout: None,
+                    header: None,
+                    body: None,
+                    cached_fields: fields,
+                    cached: cached.get(j).and_then(Option::as_deref),
+                    cached_text: None,
+                };
+                if eval(key, &cx, &mut content) {
+                    found.push((seq, meta.uid, meta.modseq));
+                }
             }
         }
         found
