@@ -59,12 +59,23 @@ impl Staging {
     ) -> std::io::Result<()> {
         let start = self.buf.len();
         self.buf.reserve(data.len() + data.len() / 16 + 1);
-        for &byte in data {
-            if byte == b'\n' && !self.last_cr {
+        // Whole lines are copied at once; memchr (SIMD) finds the line feeds.
+        let mut from = 0;
+        for lf in memchr::memchr_iter(b'\n', data) {
+            let cr_before = if lf == from {
+                self.last_cr
+            } else {
+                data[lf - 1] == b'\r'
+            };
+            self.buf.extend_from_slice(&data[from..lf]);
+            if !cr_before {
                 self.buf.push(b'\r');
             }
-            self.buf.push(byte);
-            self.last_cr = byte == b'\r';
+            from = lf;
+        }
+        self.buf.extend_from_slice(&data[from..]);
+        if let Some(&last) = data.last() {
+            self.last_cr = last == b'\r';
         }
         self.size += (self.buf.len() - start) as u64;
         if self.file.is_none() && self.buf.len() > IMAP_APPEND_INLINE_BYTES {
@@ -188,4 +199,46 @@ fn prepare(file: File, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     store::message::cache::decode(&out.stdout)
         .map_err(|e| std::io::Error::other(format!("precompute-message output: {e:?}")))?;
     Ok(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(pieces: &[&[u8]]) -> Vec<u8> {
+        let mut s = Staging::default();
+        for p in pieces {
+            s.push(|| unreachable!("small literals stay in memory"), p)
+                .expect("push");
+        }
+        match s.finish().expect("finish") {
+            Staged::Inline(bytes) => bytes,
+            Staged::File(..) => unreachable!("small literals stay in memory"),
+        }
+    }
+
+    /// Whatever the pieces, the result is the whole literal with every bare LF made
+    /// CRLF (`normalize_crlf`), a CRLF split between pieces included.
+    #[test]
+    fn pieces_normalise_like_the_whole() {
+        let inputs: [&[u8]; 7] = [
+            b"a\r\nb\nc\r\r\n\n",
+            b"\n\n\r\n\r",
+            b"\r",
+            b"",
+            b"no line end",
+            b"x\ry\n\r\n\rz\n",
+            b"\r\n\r\n.\r\n",
+        ];
+        for input in inputs {
+            let want = store::message::normalize_crlf(input).into_owned();
+            assert_eq!(staged(&[input]), want, "{}", input.escape_ascii());
+            for i in 0..=input.len() {
+                for j in i..=input.len() {
+                    let got = staged(&[&input[..i], &input[i..j], &input[j..]]);
+                    assert_eq!(got, want, "{} split {i} {j}", input.escape_ascii());
+                }
+            }
+        }
+    }
 }

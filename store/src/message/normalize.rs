@@ -13,23 +13,21 @@ use std::borrow::Cow;
 ///
 /// Borrows when the input needs no change (the common case for mail from an MTA).
 pub fn normalize_crlf(input: &[u8]) -> Cow<'_, [u8]> {
-    let bare_lf = |(i, &b): (usize, &u8)| b == b'\n' && (i == 0 || input[i - 1] != b'\r');
-    let Some(first) = input.iter().enumerate().position(bare_lf) else {
+    // memchr finds the line feeds (SIMD); only they are looked at, one by one.
+    let bare = |i: &usize| *i == 0 || input[*i - 1] != b'\r';
+    let mut bare_lfs = memchr::memchr_iter(b'\n', input).filter(bare).peekable();
+    if bare_lfs.peek().is_none() {
         return Cow::Borrowed(input);
-    };
-    let extra = input[first..]
-        .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' && (first + i == 0 || input[first + i - 1] != b'\r'))
-        .count();
-    let mut out = Vec::with_capacity(input.len() + extra);
-    out.extend_from_slice(&input[..first]);
-    for (i, &b) in input.iter().enumerate().skip(first) {
-        if b == b'\n' && (i == 0 || input[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
     }
+    let extra = memchr::memchr_iter(b'\n', input).filter(bare).count();
+    let mut out = Vec::with_capacity(input.len() + extra);
+    let mut from = 0;
+    for lf in bare_lfs {
+        out.extend_from_slice(&input[from..lf]);
+        out.push(b'\r');
+        from = lf;
+    }
+    out.extend_from_slice(&input[from..]);
     Cow::Owned(out)
 }
 
@@ -41,6 +39,29 @@ mod tests {
     fn crlf_input_is_borrowed() {
         assert!(matches!(normalize_crlf(b"a\r\nb\r\n"), Cow::Borrowed(_)));
         assert!(matches!(normalize_crlf(b""), Cow::Borrowed(_)));
+    }
+
+    /// Every string of up to 7 bytes over `a`, CR, LF against the obvious byte loop.
+    #[test]
+    fn agrees_with_a_byte_loop() {
+        fn naive(input: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for (i, &b) in input.iter().enumerate() {
+                if b == b'\n' && (i == 0 || input[i - 1] != b'\r') {
+                    out.push(b'\r');
+                }
+                out.push(b);
+            }
+            out
+        }
+        for len in 0..=7u32 {
+            for n in 0..3usize.pow(len) {
+                let input: Vec<u8> = (0..len)
+                    .map(|k| [b'a', b'\r', b'\n'][n / 3usize.pow(k) % 3])
+                    .collect();
+                assert_eq!(&*normalize_crlf(&input), naive(&input), "{}", input.escape_ascii());
+            }
+        }
     }
 
     #[test]
