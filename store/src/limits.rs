@@ -55,6 +55,13 @@ pub const JOURNAL_CHECKPOINT_BYTES: u64 = 256 * 1024 * 1024;
 pub const UIDS_PER_RECORD_MAX: usize = 100_000;
 /// A cache record is precomputed MIME structure; a 10 000-part message stays well below.
 pub const CACHE_RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// One read of several cache records (FETCH or SEARCH over a range): records lie in
+/// delivery order, so a range of messages is mostly one stretch of the file. A read
+/// covers at most this many bytes, and skips at most [`CACHE_READ_GAP_BYTES`] of
+/// records nobody asked for; anything else is read on its own.
+pub const CACHE_READ_SPAN_BYTES: u64 = 256 * 1024;
+/// See [`CACHE_READ_SPAN_BYTES`].
+pub const CACHE_READ_GAP_BYTES: u64 = 8 * 1024;
 /// Changes kept per open mailbox for IDLE/NOTIFY readers that fell behind; older readers
 /// resynchronise from the index.
 pub const CHANGES_PER_MAILBOX_MAX: usize = 4096;

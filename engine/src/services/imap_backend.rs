@@ -98,7 +98,18 @@ impl StoreBackend {
         uid: u32,
     ) -> Result<store::message::Precomputed, b::BackendError> {
         let record = view.cache_record(uid).map_err(map_err)?;
-        store::message::cache::decode_or_rebuild(&record, || {
+        self.decode_record(view, uid, &record)
+    }
+
+    /// A cache record decoded (rebuilt from the message file when it is of an older
+    /// version).
+    fn decode_record(
+        &self,
+        view: &store::mailbox::MailboxView,
+        uid: u32,
+        record: &[u8],
+    ) -> Result<store::message::Precomputed, b::BackendError> {
+        store::message::cache::decode_or_rebuild(record, || {
             std::fs::read(view.message_path(uid)).ok()
         })
         .map_err(|e| {
@@ -112,6 +123,56 @@ impl StoreBackend {
         let id = t.id();
         self.tickets.insert(id, t);
         Ok(b::Pending(id))
+    }
+}
+
+/// The session's view of a precomputed message (fields moved, not copied).
+fn to_layout(p: store::message::Precomputed) -> b::MessageLayout {
+    let mailbox = |m: Option<store::message::Mailbox>| m.map(|m| (m.addr_spec, m.display_name));
+    b::MessageLayout {
+        size: p.size,
+        parts: p
+            .parts
+            .into_iter()
+            .map(|part| b::PartInfo {
+                path: part.path,
+                kind: match part.kind {
+                    PartKind::Multipart => b::PartKind::Multipart,
+                    PartKind::Message => b::PartKind::Message,
+                    PartKind::Single => b::PartKind::Single,
+                },
+                header: (part.header.start, part.header.end),
+                body: (part.body.start, part.body.end),
+                encoding: match part.encoding {
+                    TransferEncoding::SevenBit => b::TransferEncoding::SevenBit,
+                    TransferEncoding::EightBit => b::TransferEncoding::EightBit,
+                    TransferEncoding::Binary => b::TransferEncoding::Binary,
+                    TransferEncoding::Base64 => b::TransferEncoding::Base64,
+                    TransferEncoding::QuotedPrintable => b::TransferEncoding::QuotedPrintable,
+                    TransferEncoding::Other => b::TransferEncoding::Other,
+                },
+                subtree_len: part.subtree_len,
+                charset: part.charset,
+                content_type: part.content_type,
+            })
+            .collect(),
+        fields: b::SortFields {
+            date: p.fields.date.map(|d| b::InternalDate {
+                unix_secs: d.unix_seconds,
+                tz_minutes: d.tz_minutes,
+            }),
+            subject: p.fields.subject,
+            base_subject: p.fields.base_subject,
+            from: mailbox(p.fields.from),
+            to: mailbox(p.fields.to),
+            cc: mailbox(p.fields.cc),
+            message_id: p.fields.message_id,
+            references: p.fields.references,
+            in_reply_to: p.fields.in_reply_to,
+        },
+        envelope: p.envelope,
+        bodystructure: p.bodystructure,
+        body: p.body,
     }
 }
 
@@ -339,53 +400,37 @@ impl b::ImapBackend for StoreBackend {
         if view.get(uid).is_none() {
             return Err(b::BackendError::Expunged);
         }
-        let p = self.precomputed(&view, uid)?;
-        let mailbox = |m: Option<store::message::Mailbox>| m.map(|m| (m.addr_spec, m.display_name));
-        Ok(b::MessageLayout {
-            size: p.size,
-            parts: p
-                .parts
-                .iter()
-                .map(|part| b::PartInfo {
-                    path: part.path.clone(),
-                    kind: match part.kind {
-                        PartKind::Multipart => b::PartKind::Multipart,
-                        PartKind::Message => b::PartKind::Message,
-                        PartKind::Single => b::PartKind::Single,
-                    },
-                    header: (part.header.start, part.header.end),
-                    body: (part.body.start, part.body.end),
-                    encoding: match part.encoding {
-                        TransferEncoding::SevenBit => b::TransferEncoding::SevenBit,
-                        TransferEncoding::EightBit => b::TransferEncoding::EightBit,
-                        TransferEncoding::Binary => b::TransferEncoding::Binary,
-                        TransferEncoding::Base64 => b::TransferEncoding::Base64,
-                        TransferEncoding::QuotedPrintable => b::TransferEncoding::QuotedPrintable,
-                        TransferEncoding::Other => b::TransferEncoding::Other,
-                    },
-                    subtree_len: part.subtree_len,
-                    charset: part.charset.clone(),
-                    content_type: part.content_type.clone(),
-                })
-                .collect(),
-            fields: b::SortFields {
-                date: p.fields.date.map(|d| b::InternalDate {
-                    unix_secs: d.unix_seconds,
-                    tz_minutes: d.tz_minutes,
-                }),
-                subject: p.fields.subject,
-                base_subject: p.fields.base_subject,
-                from: mailbox(p.fields.from),
-                to: mailbox(p.fields.to),
-                cc: mailbox(p.fields.cc),
-                message_id: p.fields.message_id,
-                references: p.fields.references,
-                in_reply_to: p.fields.in_reply_to,
-            },
-            envelope: p.envelope,
-            bodystructure: p.bodystructure,
-            body: p.body,
-        })
+        Ok(to_layout(self.precomputed(&view, uid)?))
+    }
+
+    /// One mailbox open and one read per stretch of the cache file for the batch.
+    fn layouts(
+        &mut self,
+        mailbox: &str,
+        uids: &[u32],
+    ) -> Vec<Result<b::MessageLayout, b::BackendError>> {
+        let view = match self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+        {
+            Ok(view) => view,
+            Err(e) => {
+                let e = map_err(e);
+                return uids.iter().map(|_| Err(e.clone())).collect();
+            }
+        };
+        view.cache_records(uids)
+            .into_iter()
+            .zip(uids)
+            .map(|(record, &uid)| {
+                if view.get(uid).is_none() {
+                    return Err(b::BackendError::Expunged);
+                }
+                let record = record.map_err(map_err)?;
+                self.decode_record(&view, uid, &record).map(to_layout)
+            })
+            .collect()
     }
 
     /// One mailbox open for the whole set: SORT and THREAD read nothing but the
@@ -429,8 +474,8 @@ impl b::ImapBackend for StoreBackend {
         store::message::SEARCH_HEADER_FIELDS
     }
 
-    /// One mailbox open for the batch; each message costs one cache-record read, no
-    /// message file is opened. Records without the lines (version 2, or damaged: the
+    /// One mailbox open for the batch, cache records read together
+    /// (`MailboxView::cache_records`), no message file opened. Records without the lines (version 2, or damaged: the
     /// file read reports that) answer `None` and SEARCH reads the file.
     fn search_header(
         &mut self,
@@ -442,11 +487,11 @@ impl b::ImapBackend for StoreBackend {
             .mail
             .with(|ms| ms.open_mailbox(&self.user, mailbox))
             .map_err(map_err)?;
-        Ok(uids
-            .iter()
-            .map(|&uid| {
-                let record = view.cache_record(uid).ok()?;
-                store::message::cache::search_header(&record)
+        Ok(view
+            .cache_records(uids)
+            .into_iter()
+            .map(|record| {
+                store::message::cache::search_header(&record.ok()?)
                     .ok()
                     .flatten()
                     .map(<[u8]>::to_vec)

@@ -536,6 +536,11 @@ pub trait ImapBackend {
 
     /// The precomputed structure of a message.
     fn layout(&mut self, mailbox: &str, uid: u32) -> Result<MessageLayout, BackendError>;
+    /// The structures of several messages, one answer per UID in order (FETCH over a
+    /// range asks for a batch at a time; a backend may read them together).
+    fn layouts(&mut self, mailbox: &str, uids: &[u32]) -> Vec<Result<MessageLayout, BackendError>> {
+        uids.iter().map(|&uid| self.layout(mailbox, uid)).collect()
+    }
     /// SORT/THREAD keys of messages, one per UID in the same order; a message expunged
     /// meanwhile gets empty keys.
     fn sort_keys(&mut self, mailbox: &str, uids: &[u32]) -> Result<Vec<SortKeys>, BackendError>;

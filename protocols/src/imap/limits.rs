@@ -33,3 +33,8 @@ pub const IMAP_LIST_STATUS_MAX: usize = 10_000;
 
 /// Patterns in one LIST-EXTENDED `(pattern …)` list.
 pub const IMAP_LIST_PATTERNS_MAX: usize = 64;
+
+/// Messages whose structures FETCH asks the backend for at once: the backend reads
+/// their cache records together, and the session holds at most this many structures
+/// (a few KB each) while it answers.
+pub const IMAP_FETCH_LAYOUT_BATCH: usize = 64;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::error::{Result, StoreError};
-use crate::limits::CACHE_RECORD_BYTES_MAX;
+use crate::limits::{CACHE_READ_GAP_BYTES, CACHE_READ_SPAN_BYTES, CACHE_RECORD_BYTES_MAX};
 
 /// File name inside `mail/<id>/`.
 pub const CACHE_FILE: &str = "cache";
@@ -123,9 +123,106 @@ pub fn read_entry(file: &File, path: &Path, at: CacheRef) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Reads and checks several entries, in as few reads as their placement allows: entries
+/// sorted by offset are grouped into stretches of the file (see
+/// [`CACHE_READ_SPAN_BYTES`]), each read once. One answer per `at`, in order; an entry
+/// whose stretch could not be read is read on its own, so each error is its own.
+pub fn read_entries(file: &File, path: &Path, at: &[CacheRef]) -> Vec<Result<Vec<u8>>> {
+    let mut out: Vec<Option<Result<Vec<u8>>>> = at.iter().map(|_| None).collect();
+    let mut order: Vec<usize> = (0..at.len()).collect();
+    order.sort_by_key(|&i| at[i].offset);
+    let mut group: Vec<usize> = Vec::new();
+    let flush = |group: &mut Vec<usize>, out: &mut Vec<Option<Result<Vec<u8>>>>| {
+        if let Some(buf) = read_span(file, group.iter().map(|&i| at[i])) {
+            let start = at[group[0]].offset;
+            for &i in group.iter() {
+                let from = (at[i].offset - start) as usize;
+                let entry = &buf[from..from + at[i].len as usize];
+                if crc32fast::hash(entry) == at[i].crc {
+                    out[i] = Some(Ok(entry.to_vec()));
+                }
+            }
+        }
+        group.clear();
+    };
+    for i in order {
+        let r = at[i];
+        if r.len as usize > CACHE_RECORD_BYTES_MAX {
+            continue;
+        }
+        if let Some(&first) = group.first() {
+            let start = at[first].offset;
+            let end = group
+                .iter()
+                .map(|&g| at[g].offset + u64::from(at[g].len))
+                .max();
+            let end = end.unwrap_or(start);
+            let fits = r.offset <= end.saturating_add(CACHE_READ_GAP_BYTES)
+                && (r.offset + u64::from(r.len)).max(end) - start <= CACHE_READ_SPAN_BYTES;
+            if !fits {
+                flush(&mut group, &mut out);
+            }
+        }
+        group.push(i);
+    }
+    flush(&mut group, &mut out);
+    out.into_iter()
+        .zip(at)
+        .map(|(done, &r)| done.unwrap_or_else(|| read_entry(file, path, r)))
+        .collect()
+}
+
+/// One read from the first entry's offset to the end of the furthest; `None` if the
+/// file is shorter or the read fails (the entries are then read one by one).
+fn read_span(file: &File, refs: impl Iterator<Item = CacheRef> + Clone) -> Option<Vec<u8>> {
+    let start = refs.clone().map(|r| r.offset).min()?;
+    let end = refs.map(|r| r.offset + u64::from(r.len)).max()?;
+    let mut buf = vec![0u8; usize::try_from(end - start).ok()?];
+    file.read_exact_at(&mut buf, start).ok()?;
+    Some(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Batched reads answer exactly what single reads answer: entries in any order,
+    /// far apart (separate reads), damaged (checksum) and beyond the end of the file.
+    #[test]
+    fn read_entries_match_single_reads() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
+        let path = dir.path().join(CACHE_FILE);
+        let mut c = Cache::open(&path)?;
+        let mut refs = Vec::new();
+        for i in 0..40u32 {
+            let size = if i % 10 == 9 {
+                40_000
+            } else {
+                100 + i as usize
+            };
+            refs.push(c.append(&vec![i as u8; size])?);
+        }
+        let mut asked: Vec<CacheRef> = refs.iter().rev().step_by(3).copied().collect();
+        asked.extend([refs[5], refs[0], refs[39]]);
+        asked.push(CacheRef {
+            crc: refs[7].crc ^ 1,
+            ..refs[7]
+        });
+        asked.push(CacheRef {
+            offset: 10_000_000,
+            ..refs[2]
+        });
+        let file = c.file_handle()?;
+        let batch = read_entries(&file, &path, &asked);
+        assert_eq!(batch.len(), asked.len());
+        for (got, &r) in batch.iter().zip(&asked) {
+            let single = read_entry(&file, &path, r);
+            assert_eq!(got.as_ref().ok(), single.as_ref().ok(), "{r:?}");
+            assert_eq!(got.is_err(), single.is_err(), "{r:?}");
+        }
+        assert!(batch[batch.len() - 1].is_err() && batch[batch.len() - 2].is_err());
+        Ok(())
+    }
 
     #[test]
     fn append_and_check() -> Result<()> {

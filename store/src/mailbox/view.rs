@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use crate::error::{Result, StoreError};
-use crate::mailbox::cache::{CacheRef, read_entry};
+use crate::mailbox::cache::{CacheRef, read_entries, read_entry};
 use crate::mailbox::index::{Record, SystemFlags};
 use crate::notify::{Change, ChangeKind};
 
@@ -167,6 +167,46 @@ impl MailboxView {
                 crc: rec.cache_crc,
             },
         )
+    }
+
+    /// The cache records of several messages, one answer per UID in order, read in as
+    /// few reads as their places in the file allow ([`read_entries`]): FETCH and SEARCH
+    /// over a range of messages.
+    pub fn cache_records(&self, uids: &[u32]) -> Vec<Result<Vec<u8>>> {
+        let path = self.dir.join(crate::mailbox::cache::CACHE_FILE);
+        let refs: Vec<Option<CacheRef>> = uids
+            .iter()
+            .map(|&uid| {
+                self.get(uid).map(|rec| CacheRef {
+                    offset: rec.cache_offset,
+                    len: rec.cache_len,
+                    crc: rec.cache_crc,
+                })
+            })
+            .collect();
+        let mut found: Vec<Result<Vec<u8>>> = match &self.cache {
+            Some(file) => {
+                let known: Vec<CacheRef> = refs.iter().flatten().copied().collect();
+                read_entries(file, &path, &known)
+            }
+            None => Vec::new(),
+        }
+        .into_iter()
+        .rev()
+        .collect();
+        refs.iter()
+            .zip(uids)
+            .map(|(r, &uid)| match r {
+                Some(_) if self.cache.is_some() => found
+                    .pop()
+                    .unwrap_or_else(|| Err(StoreError::corrupt(&path, "cache entry missing"))),
+                Some(_) => Err(StoreError::corrupt(&path, "cache file missing")),
+                None => Err(StoreError::InvalidValue {
+                    field: "uid",
+                    reason: format!("no message with UID {uid}"),
+                }),
+            })
+            .collect()
     }
 
     /// What changed above modseq `since`, from the shard's change log

@@ -59,7 +59,12 @@ mod tests {
                 let input: Vec<u8> = (0..len)
                     .map(|k| [b'a', b'\r', b'\n'][n / 3usize.pow(k) % 3])
                     .collect();
-                assert_eq!(&*normalize_crlf(&input), naive(&input), "{}", input.escape_ascii());
+                assert_eq!(
+                    &*normalize_crlf(&input),
+                    naive(&input),
+                    "{}",
+                    input.escape_ascii()
+                );
             }
         }
     }

@@ -11,7 +11,9 @@ use crate::imap::backend::{
 use crate::imap::command::{SequenceSet, format_set, number64, nz_number, sequence_set};
 use crate::imap::date::format_date_time;
 use crate::imap::decode;
-use crate::imap::limits::{IMAP_DECODE_BYTES_MAX, IMAP_FETCH_ITEMS_MAX, IMAP_HEADER_FIELDS_MAX};
+use crate::imap::limits::{
+    IMAP_DECODE_BYTES_MAX, IMAP_FETCH_ITEMS_MAX, IMAP_FETCH_LAYOUT_BATCH, IMAP_HEADER_FIELDS_MAX,
+};
 use crate::imap::parser::{Cursor, ParseErrorKind};
 use crate::imap::session::{AfterCommit, Core, Status};
 use crate::imap::types::Tag;
@@ -459,19 +461,48 @@ impl Core {
             }
         }
         let mut failed: Option<ItemError> = None;
-        for uid in uids {
+        let needs_layout = args.items.iter().any(FetchAtt::needs_layout);
+        for batch in uids.chunks(IMAP_FETCH_LAYOUT_BATCH) {
             let Some(selected) = &self.selected else {
                 return;
             };
-            let Some(i) = selected.index_of(uid) else {
-                continue;
-            };
-            let meta = selected.messages[i].clone();
-            if args.changedsince.is_some_and(|c| meta.modseq <= c) {
-                continue;
+            let wanted: Vec<(usize, MessageMeta)> = batch
+                .iter()
+                .filter_map(|&uid| selected.index_of(uid))
+                .map(|i| (i, selected.messages[i].clone()))
+                .filter(|(_, meta)| args.changedsince.is_none_or(|c| meta.modseq > c))
+                .collect();
+            let mut layouts = if needs_layout {
+                let uids: Vec<u32> = wanted.iter().map(|(_, m)| m.uid).collect();
+                backend.layouts(&mailbox, &uids)
+            } else {
+                Vec::new()
             }
-            if let Err(e) = self.fetch_one(&mailbox, i + 1, &meta, &args, seen, backend) {
-                failed = Some(e);
+            .into_iter();
+            for (i, meta) in wanted {
+                let layout = match layouts.next() {
+                    Some(Ok(layout)) => Some(layout),
+                    Some(Err(_)) => {
+                        failed = Some(ItemError::Expunged);
+                        continue;
+                    }
+                    None if needs_layout => {
+                        failed = Some(ItemError::Expunged);
+                        continue;
+                    }
+                    None => None,
+                };
+                if let Err(e) = self.fetch_one(
+                    i + 1,
+                    &meta,
+                    layout.as_ref(),
+                    &args,
+                    seen,
+                    &mailbox,
+                    backend,
+                ) {
+                    failed = Some(e);
+                }
             }
         }
         match failed {
@@ -492,23 +523,18 @@ impl Core {
         }
     }
 
+    /// One message's FETCH response; `layout` is there when an item needs it.
+    #[allow(clippy::too_many_arguments)]
     fn fetch_one(
         &mut self,
-        mailbox: &str,
         seq: usize,
         meta: &MessageMeta,
+        layout: Option<&MessageLayout>,
         args: &FetchArgs,
         seen: &[u32],
+        mailbox: &str,
         backend: &mut dyn ImapBackend,
     ) -> Result<(), ItemError> {
-        let layout = if args.items.iter().any(FetchAtt::needs_layout) {
-            match backend.layout(mailbox, meta.uid) {
-                Ok(layout) => Some(layout),
-                Err(_) => return Err(ItemError::Expunged),
-            }
-        } else {
-            None
-        };
         let mut error = None;
         self.raw(format!("* {seq} FETCH (").as_bytes());
         let mut first = true;
@@ -524,7 +550,7 @@ impl Core {
         }
         for item in &args.items {
             sep(self);
-            if let Err(e) = self.fetch_item(mailbox, meta, layout.as_ref(), item, backend) {
+            if let Err(e) = self.fetch_item(mailbox, meta, layout, item, backend) {
                 error = Some(e);
             }
         }
