@@ -420,17 +420,19 @@ impl b::ImapBackend for StoreBackend {
                 return uids.iter().map(|_| Err(e.clone())).collect();
             }
         };
-        view.cache_records(uids)
-            .into_iter()
-            .zip(uids)
-            .map(|(record, &uid)| {
-                if view.get(uid).is_none() {
-                    return Err(b::BackendError::Expunged);
-                }
-                let record = record.map_err(map_err)?;
-                self.decode_record(&view, uid, &record).map(to_layout)
-            })
-            .collect()
+        let mut out: Vec<Result<b::MessageLayout, b::BackendError>> = uids
+            .iter()
+            .map(|_| Err(b::BackendError::Expunged))
+            .collect();
+        view.cache_records(uids, |i, record| {
+            if view.get(uids[i]).is_some() {
+                out[i] = record
+                    .map_err(map_err)
+                    .and_then(|record| self.decode_record(&view, uids[i], record))
+                    .map(to_layout);
+            }
+        });
+        out
     }
 
     /// One mailbox open for the whole set: SORT and THREAD read nothing but the
@@ -487,16 +489,14 @@ impl b::ImapBackend for StoreBackend {
             .mail
             .with(|ms| ms.open_mailbox(&self.user, mailbox))
             .map_err(map_err)?;
-        Ok(view
-            .cache_records(uids)
-            .into_iter()
-            .map(|record| {
-                store::message::cache::search_header(&record.ok()?)
-                    .ok()
-                    .flatten()
-                    .map(<[u8]>::to_vec)
-            })
-            .collect())
+        let mut out = vec![None; uids.len()];
+        view.cache_records(uids, |i, record| {
+            out[i] = record
+                .ok()
+                .and_then(|r| store::message::cache::search_header(r).ok().flatten())
+                .map(<[u8]>::to_vec);
+        });
+        Ok(out)
     }
 
     /// Small reads the session makes itself (HEADER.FIELDS, BINARY decoding,

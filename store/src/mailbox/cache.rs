@@ -125,21 +125,29 @@ pub fn read_entry(file: &File, path: &Path, at: CacheRef) -> Result<Vec<u8>> {
 
 /// Reads and checks several entries, in as few reads as their placement allows: entries
 /// sorted by offset are grouped into stretches of the file (see
-/// [`CACHE_READ_SPAN_BYTES`]), each read once. One answer per `at`, in order; an entry
-/// whose stretch could not be read is read on its own, so each error is its own.
-pub fn read_entries(file: &File, path: &Path, at: &[CacheRef]) -> Vec<Result<Vec<u8>>> {
-    let mut out: Vec<Option<Result<Vec<u8>>>> = at.iter().map(|_| None).collect();
+/// [`CACHE_READ_SPAN_BYTES`]), each read once. `f` gets every entry once, as
+/// `(index into at, entry)`, in file order, borrowed from the stretch (no copy); an entry
+/// whose stretch could not be read, or whose checksum fails, is read on its own, so its
+/// error is its own.
+pub fn read_entries(
+    file: &File,
+    path: &Path,
+    at: &[CacheRef],
+    mut f: impl FnMut(usize, Result<&[u8]>),
+) {
+    let mut done = vec![false; at.len()];
     let mut order: Vec<usize> = (0..at.len()).collect();
     order.sort_by_key(|&i| at[i].offset);
     let mut group: Vec<usize> = Vec::new();
-    let flush = |group: &mut Vec<usize>, out: &mut Vec<Option<Result<Vec<u8>>>>| {
+    let mut flush = |group: &mut Vec<usize>, f: &mut dyn FnMut(usize, Result<&[u8]>)| {
         if let Some(buf) = read_span(file, group.iter().map(|&i| at[i])) {
             let start = at[group[0]].offset;
             for &i in group.iter() {
                 let from = (at[i].offset - start) as usize;
                 let entry = &buf[from..from + at[i].len as usize];
                 if crc32fast::hash(entry) == at[i].crc {
-                    out[i] = Some(Ok(entry.to_vec()));
+                    done[i] = true;
+                    f(i, Ok(entry));
                 }
             }
         }
@@ -160,16 +168,20 @@ pub fn read_entries(file: &File, path: &Path, at: &[CacheRef]) -> Vec<Result<Vec
             let fits = r.offset <= end.saturating_add(CACHE_READ_GAP_BYTES)
                 && (r.offset + u64::from(r.len)).max(end) - start <= CACHE_READ_SPAN_BYTES;
             if !fits {
-                flush(&mut group, &mut out);
+                flush(&mut group, &mut f);
             }
         }
         group.push(i);
     }
-    flush(&mut group, &mut out);
-    out.into_iter()
-        .zip(at)
-        .map(|(done, &r)| done.unwrap_or_else(|| read_entry(file, path, r)))
-        .collect()
+    flush(&mut group, &mut f);
+    for (i, &r) in at.iter().enumerate() {
+        if !done[i] {
+            match read_entry(file, path, r) {
+                Ok(entry) => f(i, Ok(&entry)),
+                Err(e) => f(i, Err(e)),
+            }
+        }
+    }
 }
 
 /// One read from the first entry's offset to the end of the furthest; `None` if the
@@ -213,7 +225,12 @@ mod tests {
             ..refs[2]
         });
         let file = c.file_handle()?;
-        let batch = read_entries(&file, &path, &asked);
+        let mut batch: Vec<Option<Result<Vec<u8>>>> = asked.iter().map(|_| None).collect();
+        read_entries(&file, &path, &asked, |i, entry| {
+            assert!(batch[i].is_none(), "entry {i} given twice");
+            batch[i] = Some(entry.map(<[u8]>::to_vec));
+        });
+        let batch: Vec<Result<Vec<u8>>> = batch.into_iter().flatten().collect();
         assert_eq!(batch.len(), asked.len());
         for (got, &r) in batch.iter().zip(&asked) {
             let single = read_entry(&file, &path, r);

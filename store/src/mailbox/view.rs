@@ -169,44 +169,37 @@ impl MailboxView {
         )
     }
 
-    /// The cache records of several messages, one answer per UID in order, read in as
-    /// few reads as their places in the file allow ([`read_entries`]): FETCH and SEARCH
-    /// over a range of messages.
-    pub fn cache_records(&self, uids: &[u32]) -> Vec<Result<Vec<u8>>> {
+    /// The cache records of several messages, read in as few reads as their places in
+    /// the file allow ([`read_entries`]): FETCH and SEARCH over a range of messages.
+    /// `f` gets `(index into uids, record)` once per UID, in file order; a record is
+    /// borrowed and checked against the index's CRC.
+    pub fn cache_records(&self, uids: &[u32], mut f: impl FnMut(usize, Result<&[u8]>)) {
         let path = self.dir.join(crate::mailbox::cache::CACHE_FILE);
-        let refs: Vec<Option<CacheRef>> = uids
-            .iter()
-            .map(|&uid| {
-                self.get(uid).map(|rec| CacheRef {
-                    offset: rec.cache_offset,
-                    len: rec.cache_len,
-                    crc: rec.cache_crc,
-                })
-            })
-            .collect();
-        let mut found: Vec<Result<Vec<u8>>> = match &self.cache {
-            Some(file) => {
-                let known: Vec<CacheRef> = refs.iter().flatten().copied().collect();
-                read_entries(file, &path, &known)
+        let mut known: Vec<CacheRef> = Vec::with_capacity(uids.len());
+        let mut known_at: Vec<usize> = Vec::with_capacity(uids.len());
+        for (i, &uid) in uids.iter().enumerate() {
+            match (self.get(uid), &self.cache) {
+                (None, _) => f(
+                    i,
+                    Err(StoreError::InvalidValue {
+                        field: "uid",
+                        reason: format!("no message with UID {uid}"),
+                    }),
+                ),
+                (Some(_), None) => f(i, Err(StoreError::corrupt(&path, "cache file missing"))),
+                (Some(rec), Some(_)) => {
+                    known.push(CacheRef {
+                        offset: rec.cache_offset,
+                        len: rec.cache_len,
+                        crc: rec.cache_crc,
+                    });
+                    known_at.push(i);
+                }
             }
-            None => Vec::new(),
         }
-        .into_iter()
-        .rev()
-        .collect();
-        refs.iter()
-            .zip(uids)
-            .map(|(r, &uid)| match r {
-                Some(_) if self.cache.is_some() => found
-                    .pop()
-                    .unwrap_or_else(|| Err(StoreError::corrupt(&path, "cache entry missing"))),
-                Some(_) => Err(StoreError::corrupt(&path, "cache file missing")),
-                None => Err(StoreError::InvalidValue {
-                    field: "uid",
-                    reason: format!("no message with UID {uid}"),
-                }),
-            })
-            .collect()
+        if let Some(file) = &self.cache {
+            read_entries(file, &path, &known, |k, record| f(known_at[k], record));
+        }
     }
 
     /// What changed above modseq `since`, from the shard's change log

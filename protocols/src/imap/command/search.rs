@@ -320,15 +320,57 @@ struct Content<'a> {
     /// had them for this message; `fields` is empty otherwise.
     cached_fields: &'static [&'static str],
     cached: Option<&'a [u8]>,
-    cached_text: Option<String>,
 }
 
 /// A header as SEARCH compares it: unfolded, RFC 2047 words decoded, casemapped.
 fn searchable_header(raw: &[u8]) -> String {
-    let raw = String::from_utf8_lossy(raw)
+    let unfolded = String::from_utf8_lossy(raw)
         .replace("\r\n ", " ")
         .replace("\r\n\t", " ");
-    casemap(&decode_header(raw.as_bytes()))
+    if raw.is_ascii() && memchr::memmem::find(raw, b"=?").is_none() {
+        // No RFC 2047 word and nothing beyond ASCII (most headers): decoding changes
+        // nothing and the casemap is ASCII uppercase.
+        let mut text = unfolded;
+        text.make_ascii_uppercase();
+        return text;
+    }
+    casemap(&decode_header(unfolded.as_bytes()))
+}
+
+/// What `field_values(&searchable_header(lines), field)` answers, looking only at the
+/// lines of `field` (each processed on its own: RFC 2047 words never span lines, and
+/// a line starts with its field name, so nothing joins across lines). `field` is one
+/// of the backend's ASCII field names.
+fn cached_field_values(lines: &[u8], field: &str) -> Option<String> {
+    let mut out: Option<String> = None;
+    let mut rest = lines;
+    while !rest.is_empty() {
+        // A logical line: up to a line feed not followed by a space or tab.
+        let mut end = 0;
+        loop {
+            match memchr::memchr(b'\n', &rest[end..]) {
+                None => {
+                    end = rest.len();
+                    break;
+                }
+                Some(i) => {
+                    end += i + 1;
+                    if !matches!(rest.get(end), Some(b' ' | b'\t')) {
+                        break;
+                    }
+                }
+            }
+        }
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        let named = line.len() > field.len()
+            && line[field.len()] == b':'
+            && line[..field.len()].eq_ignore_ascii_case(field.as_bytes());
+        if named && let Some(values) = field_values(&searchable_header(line), field) {
+            out.get_or_insert_with(String::new).push_str(&values);
+        }
+    }
+    out
 }
 
 /// The values of one header field in a [`searchable_header`], one per line.
@@ -422,10 +464,7 @@ impl Content<'_> {
                 .iter()
                 .any(|f| f.eq_ignore_ascii_case(field))
         {
-            let text = self
-                .cached_text
-                .get_or_insert_with(|| searchable_header(lines));
-            return field_values(text, field);
+            return cached_field_values(lines, field);
         }
         field_values(self.header(), field)
     }
@@ -568,7 +607,6 @@ impl Core {
                     body: None,
                     cached_fields: fields,
                     cached: cached.get(j).and_then(Option::as_deref),
-                    cached_text: None,
                 };
                 if eval(key, &cx, &mut content) {
                     found.push((seq, meta.uid, meta.modseq));
@@ -641,5 +679,66 @@ impl Core {
             }
         }
         self.respond(Some(tag), Status::Ok, "SEARCH completed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINES: &[&[u8]] = &[
+        b"From: Alice <alice@example.org>\r\n",
+        b"FROM: =?utf-8?q?Ren=C3=A9e?= <r@x>\r\n",
+        b"from:\r\n =?iso-8859-1?q?caf=E9?=\r\n\t=?utf-8?b?w6ls?= tail\r\n",
+        b"To: a@b, \r\n c@d\r\n",
+        b"Cc: =?bogus\r\n",
+        b"Subject: =?utf-8?q?x?= =?utf-8?q?y?= plain \xc3\xa9t\xc3\xa9\r\n",
+        b"Subject: 8bit \xff\xfe bytes\r\n",
+        b"Bcc: \r\n",
+        b"To:no-space\r\n",
+        b"Subject: Re: =?utf-8?q?=EF=AC=81le?= \xef\xbd\x86\xef\xbd\x92\r\n",
+    ];
+
+    /// Field by field, per line, the answer equals processing every line together.
+    #[test]
+    fn cached_lines_answer_like_the_whole_header() {
+        for n in 0..1u32 << LINES.len() {
+            let lines: Vec<u8> = LINES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| n & (1 << i) != 0)
+                .flat_map(|(_, l)| l.iter().copied())
+                .collect();
+            let whole = searchable_header(&lines);
+            for field in ["from", "to", "cc", "bcc", "subject", "FROM", "Subject"] {
+                assert_eq!(
+                    cached_field_values(&lines, field),
+                    field_values(&whole, field),
+                    "{field} in {}",
+                    lines.escape_ascii()
+                );
+            }
+        }
+    }
+
+    /// The ASCII shortcut gives what decoding and the full casemap give.
+    #[test]
+    fn ascii_shortcut_is_the_full_path() {
+        for raw in [
+            &b"From: Plain Name <p@x.org>\r\n\tfolded"[..],
+            b"Subject: ~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./ 0123456789",
+            b"X: =? not a word",
+            b"",
+        ] {
+            let unfolded = String::from_utf8_lossy(raw)
+                .replace("\r\n ", " ")
+                .replace("\r\n\t", " ");
+            assert_eq!(
+                searchable_header(raw),
+                casemap(&decode_header(unfolded.as_bytes())),
+                "{}",
+                raw.escape_ascii()
+            );
+        }
     }
 }
