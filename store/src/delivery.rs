@@ -257,6 +257,14 @@ impl Mailstore {
             remove_path(&p)?;
         }
         trees.recovering = false;
+        // File times come from a coarse clock (a tick may be several milliseconds
+        // behind `now`): only files older than a margin before the open are swept, so
+        // an upload that begins right after the open is never taken for an orphan.
+        let before = std::time::SystemTime::now() - crate::limits::STAGING_SWEEP_MARGIN;
+        trees.sweep_before = Some(before);
+        for user in trees.users.values() {
+            crate::mailbox::apply::sweep_staging(&user.dir, before, &mut trees.repairs);
+        }
         report.repairs.append(&mut trees.repairs);
         Ok((
             Mailstore {

@@ -131,3 +131,8 @@ pub const PASSWD_LINE_BYTES_MAX: usize = 8 * 1024;
 /// A passwd-file or shadow file is read line by line on each login; a bigger one
 /// belongs in LDAP.
 pub const PASSWD_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// An upload file in a staging folder is taken for an orphan when it was last written
+/// this long before the store opened (see `mailbox::apply::sweep_staging`): file times
+/// come from a coarse clock, and an upload begun right after the open must stay.
+pub const STAGING_SWEEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);

@@ -129,3 +129,41 @@ fn crash_after_the_journal_sync_replays_the_staged_file() -> Result<()> {
     assert_eq!(io(fs::read_dir(&staging), &staging)?.count(), 0);
     Ok(())
 }
+
+/// Uploads that never reached the journal (a client gone mid-upload, a server stopped)
+/// are removed when the store next opens, at the user's first use; a file written after
+/// the open (an upload in progress) stays. Each removal is reported as a repair.
+#[test]
+fn orphaned_uploads_are_swept() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::io("tempdir", e))?;
+    {
+        let ms = open(dir.path())?;
+        for name in ["orphan-1", "orphan-2"] {
+            let path = stage_file(&ms, name, b"Subject: cut\r\n\r\npart")?;
+            let file = io(fs::File::options().write(true).open(&path), &path)?;
+            let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+            io(file.set_modified(past), &path)?;
+        }
+    }
+    let mut ms = open(dir.path())?;
+    let fresh = stage_file(&ms, "fresh", b"Subject: uploading\r\n\r\n")?;
+    ms.open_mailbox(&user()?, "INBOX")?;
+    let staging = ms.staging_dir(&user()?);
+    let mut left: Vec<String> = io(fs::read_dir(&staging), &staging)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| StoreError::io(&staging, e))?;
+    left.sort();
+    assert_eq!(left, vec!["fresh".to_string()]);
+    assert!(fresh.exists());
+    let repairs = ms.take_repairs();
+    assert_eq!(
+        repairs
+            .iter()
+            .filter(|r| r.ends_with("orphaned upload -> removed"))
+            .count(),
+        2,
+        "{repairs:?}"
+    );
+    Ok(())
+}

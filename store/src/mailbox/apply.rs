@@ -92,6 +92,10 @@ pub(crate) struct Trees {
     pub repairs: Vec<String>,
     /// Users being reconstructed off the shard thread: every access is refused meanwhile.
     pub busy: std::collections::HashSet<Address>,
+    /// When this shard's store finished opening (replay done and made durable): a file
+    /// in a staging folder last written before then is no journal record's (see
+    /// [`sweep_staging`]). `None` while replaying.
+    pub sweep_before: Option<std::time::SystemTime>,
     /// Set for one `apply`: the delivery's message file is already written (by the group
     /// commit's helper thread, after the journal sync).
     pub message_written: bool,
@@ -117,6 +121,40 @@ fn has_message_files(dir: &Path) -> bool {
     })
 }
 
+/// Removes the files of `user_dir`'s staging folder last written before `before`: large
+/// APPENDs whose upload never reached the journal (the client went away, or the server
+/// stopped mid-upload; the engine removes the file itself otherwise), and staged files
+/// whose delivery was applied but whose unlink after the checkpoint did not happen. Both
+/// are safe to remove once the store has opened: replay applied every record that named a
+/// staged file and made the result durable before the old journal was deleted, and a
+/// file of an upload in progress is written after `before`. Each removal is a repair line.
+pub(crate) fn sweep_staging(
+    user_dir: &Path,
+    before: std::time::SystemTime,
+    repairs: &mut Vec<String>,
+) {
+    let dir = user_dir.join(crate::delivery::STAGING_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < before);
+        if old && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => repairs.push(format!("{}: orphaned upload -> removed", path.display())),
+                Err(e) => repairs.push(format!(
+                    "{}: orphaned upload -> not removed ({e})",
+                    path.display()
+                )),
+            }
+        }
+    }
+}
+
 /// `mail/.deleted-<id>`: where a deleted mailbox waits for the checkpoint.
 pub(crate) fn deleted_dir(user_dir: &Path, id: u32) -> PathBuf {
     user_dir.join(MAIL_DIR).join(format!(".deleted-{id}"))
@@ -132,6 +170,7 @@ impl Trees {
             recovering: false,
             repairs: Vec::new(),
             busy: std::collections::HashSet::new(),
+            sweep_before: None,
             message_written: false,
         }
     }
@@ -147,6 +186,9 @@ impl Trees {
         }
         if !self.users.contains_key(addr) {
             let user = self.load_user(addr)?;
+            if let Some(before) = self.sweep_before {
+                sweep_staging(&user.dir, before, &mut self.repairs);
+            }
             self.evict_idle();
             self.users.insert(addr.clone(), user);
         }
