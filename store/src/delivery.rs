@@ -905,6 +905,17 @@ impl Mailstore {
         self.trees.view(user, name)
     }
 
+    /// SEARCH header lines of messages of a mailbox, kept in memory once read
+    /// (`Trees::search_lines`).
+    pub fn search_lines(
+        &mut self,
+        user: &Address,
+        name: &str,
+        uids: &[u32],
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        self.trees.search_lines(user, name, uids)
+    }
+
     /// STATUS counts.
     pub fn status(&mut self, user: &Address, name: &str) -> Result<Status> {
         Ok(self.trees.view(user, name)?.status())

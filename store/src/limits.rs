@@ -136,3 +136,10 @@ pub const PASSWD_FILE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// this long before the store opened (see `mailbox::apply::sweep_staging`): file times
 /// come from a coarse clock, and an upload begun right after the open must stay.
 pub const STAGING_SWEEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// SEARCH header lines a shard keeps in memory for all its open mailboxes together
+/// (`Trees::search_lines`): about 200 000 messages' From/To/Cc/Bcc/Subject lines.
+/// Past it they are all dropped and read from the cache records again.
+pub const SEARCH_LINES_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// What one kept entry costs besides its bytes (map slot, box header), for the count.
+pub const SEARCH_LINES_ENTRY_BYTES: usize = 40;

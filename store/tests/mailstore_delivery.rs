@@ -392,3 +392,39 @@ fn checkpoint_rotates_and_unlinks_expunged() -> Result<()> {
     assert_eq!(ms.open_mailbox(&e.user, "INBOX")?.uids(), vec![2]);
     Ok(())
 }
+
+/// SEARCH header lines: read from the cache records once, then answered from memory
+/// (the cache file can be gone); unknown UIDs answer nothing.
+#[test]
+fn search_lines_are_read_once_then_kept() -> Result<()> {
+    let e = env(0)?;
+    let (mut ms, _) = Mailstore::open(e.store.clone(), 0)?;
+    let mut tickets = Vec::new();
+    for n in 0..300 {
+        tickets.push(ms.stage_deliver(
+            &e.user,
+            None,
+            &msg(n),
+            &Flags::default(),
+            InternalDate::now(),
+        )?);
+    }
+    flush(&mut ms)?;
+    for t in &tickets {
+        outcome(&mut ms, t)?;
+    }
+    let uids: Vec<u32> = (1..=301).rev().collect();
+    let first = ms.search_lines(&e.user, "INBOX", &uids)?;
+    assert_eq!(first[0], None, "uid 301 does not exist");
+    for (uid, lines) in uids.iter().zip(&first).skip(1) {
+        let n = uid - 1;
+        let want = format!("From: a@b.c\r\nSubject: message {n}\r\n").into_bytes();
+        assert_eq!(lines.as_deref(), Some(&want[..]), "uid {uid}");
+    }
+    let view = ms.open_mailbox(&e.user, "INBOX")?;
+    let cache = view.message_path(1).with_file_name("cache");
+    std::fs::write(&cache, b"").map_err(|err| StoreError::io(&cache, err))?;
+    assert!(ms.open_mailbox(&e.user, "INBOX")?.cache_record(1).is_err());
+    assert_eq!(ms.search_lines(&e.user, "INBOX", &uids)?, first);
+    Ok(())
+}

@@ -476,27 +476,18 @@ impl b::ImapBackend for StoreBackend {
         store::message::SEARCH_HEADER_FIELDS
     }
 
-    /// One mailbox open for the batch, cache records read together
-    /// (`MailboxView::cache_records`), no message file opened. Records without the lines (version 2, or damaged: the
+    /// From the store's in-memory copy, or the cache records read together
+    /// (`Mailstore::search_lines`); no message file is opened. Records without the lines (version 2, or damaged: the
     /// file read reports that) answer `None` and SEARCH reads the file.
     fn search_header(
         &mut self,
         mailbox: &str,
         uids: &[u32],
     ) -> Result<Vec<Option<Vec<u8>>>, b::BackendError> {
-        let view = self
-            .shard
+        self.shard
             .mail
-            .with(|ms| ms.open_mailbox(&self.user, mailbox))
-            .map_err(map_err)?;
-        let mut out = vec![None; uids.len()];
-        view.cache_records(uids, |i, record| {
-            out[i] = record
-                .ok()
-                .and_then(|r| store::message::cache::search_header(r).ok().flatten())
-                .map(<[u8]>::to_vec);
-        });
-        Ok(out)
+            .with(|ms| ms.search_lines(&self.user, mailbox, uids))
+            .map_err(map_err)
     }
 
     /// Small reads the session makes itself (HEADER.FIELDS, BINARY decoding,

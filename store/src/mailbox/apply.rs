@@ -14,6 +14,7 @@ use crate::error::{Result, StoreError};
 use crate::journal::record::{FlagMode, Op};
 use crate::limits::{
     COMPACT_CACHE_BYTES_MIN, COMPACT_DEAD_MIN, KEYWORDS_PER_MAILBOX_MAX, MAILBOXES_FILE_BYTES_MAX,
+    SEARCH_LINES_BYTES_MAX, SEARCH_LINES_ENTRY_BYTES,
 };
 use crate::mailbox::cache::{Cache, CacheRef, read_entry};
 use crate::mailbox::index::{
@@ -56,6 +57,10 @@ pub(crate) struct Counters {
 pub(crate) struct OpenBox {
     pub index: Index,
     pub cache: Cache,
+    /// SEARCH header lines already read from this mailbox's cache records, by UID
+    /// (`None`: the record keeps none). A read-through copy: a UID's lines never change,
+    /// so entries need no upkeep; see [`Trees::search_lines`] for its bound.
+    pub search: HashMap<u32, Option<Box<[u8]>>>,
 }
 
 /// What a shard keeps of one user.
@@ -96,6 +101,9 @@ pub(crate) struct Trees {
     /// in a staging folder last written before then is no journal record's (see
     /// [`sweep_staging`]). `None` while replaying.
     pub sweep_before: Option<std::time::SystemTime>,
+    /// Bytes held by every open box's `search` copy (an upper bound: removed boxes are
+    /// not subtracted; reaching the cap clears them all and starts again from 0).
+    pub search_bytes: usize,
     /// Set for one `apply`: the delivery's message file is already written (by the group
     /// commit's helper thread, after the journal sync).
     pub message_written: bool,
@@ -171,8 +179,72 @@ impl Trees {
             repairs: Vec::new(),
             busy: std::collections::HashSet::new(),
             sweep_before: None,
+            search_bytes: 0,
             message_written: false,
         }
+    }
+
+    /// The SEARCH header lines (`message::cache::search_header`) of `uids` in mailbox
+    /// `name`, one answer per UID (`None`: no lines kept, or the record unreadable; the
+    /// caller reads the message). Lines read once stay in memory with the open mailbox,
+    /// so a repeated SEARCH FROM/SUBJECT over a large mailbox reads no file (Dovecot's
+    /// index cache does the same job); the copies of all mailboxes of the shard together
+    /// stay under [`SEARCH_LINES_BYTES_MAX`], past which they are dropped and read again.
+    pub fn search_lines(
+        &mut self,
+        addr: &Address,
+        name: &str,
+        uids: &[u32],
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let view = self.view(addr, name)?;
+        let id = view.id();
+        if view.cache.is_none() {
+            return Ok(vec![None; uids.len()]);
+        }
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; uids.len()];
+        let mut missing: Vec<usize> = Vec::new();
+        {
+            let b = self.open_box(addr, id)?;
+            for (i, uid) in uids.iter().enumerate() {
+                match b.search.get(uid) {
+                    Some(lines) => out[i] = lines.as_deref().map(<[u8]>::to_vec),
+                    None => missing.push(i),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let wanted: Vec<u32> = missing.iter().map(|&i| uids[i]).collect();
+        let mut read: Vec<(u32, Option<Box<[u8]>>)> = Vec::with_capacity(wanted.len());
+        view.cache_records(&wanted, |k, record| {
+            if let Ok(record) = record {
+                let lines = crate::message::cache::search_header(record)
+                    .ok()
+                    .flatten()
+                    .map(Box::<[u8]>::from);
+                out[missing[k]] = lines.as_deref().map(<[u8]>::to_vec);
+                read.push((wanted[k], lines));
+            }
+        });
+        let added: usize = read
+            .iter()
+            .map(|(_, l)| SEARCH_LINES_ENTRY_BYTES + l.as_ref().map_or(0, |l| l.len()))
+            .sum();
+        if self.search_bytes + added > SEARCH_LINES_BYTES_MAX {
+            for user in self.users.values_mut() {
+                for b in user.boxes.values_mut() {
+                    b.search = HashMap::new();
+                }
+            }
+            self.search_bytes = 0;
+        }
+        if added <= SEARCH_LINES_BYTES_MAX {
+            let b = self.open_box(addr, id)?;
+            b.search.extend(read);
+            self.search_bytes += added;
+        }
+        Ok(out)
     }
 
     /// Loads a user (profile, mailbox list) once.
@@ -411,7 +483,11 @@ impl Trees {
                 fs::remove_file(&unfinished).map_err(|e| StoreError::io(&unfinished, e))?;
             }
             let cache = Cache::open(&index.cache_path())?;
-            let mut b = OpenBox { index, cache };
+            let mut b = OpenBox {
+                index,
+                cache,
+                search: HashMap::new(),
+            };
             if let Some(below) = adopt_below {
                 adopt_orphans(&dir, &mut b, below, &mut repairs)?;
             }
