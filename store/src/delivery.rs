@@ -912,7 +912,7 @@ impl Mailstore {
         user: &Address,
         name: &str,
         uids: &[u32],
-    ) -> Result<Vec<Option<Vec<u8>>>> {
+    ) -> Result<Vec<Option<std::rc::Rc<[u8]>>>> {
         self.trees.search_lines(user, name, uids)
     }
 

@@ -483,7 +483,7 @@ impl b::ImapBackend for StoreBackend {
         &mut self,
         mailbox: &str,
         uids: &[u32],
-    ) -> Result<Vec<Option<Vec<u8>>>, b::BackendError> {
+    ) -> Result<Vec<Option<std::rc::Rc<[u8]>>>, b::BackendError> {
         self.shard
             .mail
             .with(|ms| ms.search_lines(&self.user, mailbox, uids))

@@ -557,7 +557,7 @@ pub trait ImapBackend {
         &mut self,
         _mailbox: &str,
         uids: &[u32],
-    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+    ) -> Result<Vec<Option<std::rc::Rc<[u8]>>>, BackendError> {
         Ok(vec![None; uids.len()])
     }
     /// Bytes `start..end` of a message (clamped to its size). The session calls it only

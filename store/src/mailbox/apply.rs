@@ -60,7 +60,7 @@ pub(crate) struct OpenBox {
     /// SEARCH header lines already read from this mailbox's cache records, by UID
     /// (`None`: the record keeps none). A read-through copy: a UID's lines never change,
     /// so entries need no upkeep; see [`Trees::search_lines`] for its bound.
-    pub search: HashMap<u32, Option<Box<[u8]>>>,
+    pub search: HashMap<u32, Option<Rc<[u8]>>>,
 }
 
 /// What a shard keeps of one user.
@@ -195,19 +195,19 @@ impl Trees {
         addr: &Address,
         name: &str,
         uids: &[u32],
-    ) -> Result<Vec<Option<Vec<u8>>>> {
+    ) -> Result<Vec<Option<Rc<[u8]>>>> {
         let view = self.view(addr, name)?;
         let id = view.id();
         if view.cache.is_none() {
             return Ok(vec![None; uids.len()]);
         }
-        let mut out: Vec<Option<Vec<u8>>> = vec![None; uids.len()];
+        let mut out: Vec<Option<Rc<[u8]>>> = vec![None; uids.len()];
         let mut missing: Vec<usize> = Vec::new();
         {
             let b = self.open_box(addr, id)?;
             for (i, uid) in uids.iter().enumerate() {
                 match b.search.get(uid) {
-                    Some(lines) => out[i] = lines.as_deref().map(<[u8]>::to_vec),
+                    Some(lines) => out[i] = lines.clone(),
                     None => missing.push(i),
                 }
             }
@@ -216,14 +216,14 @@ impl Trees {
             return Ok(out);
         }
         let wanted: Vec<u32> = missing.iter().map(|&i| uids[i]).collect();
-        let mut read: Vec<(u32, Option<Box<[u8]>>)> = Vec::with_capacity(wanted.len());
+        let mut read: Vec<(u32, Option<Rc<[u8]>>)> = Vec::with_capacity(wanted.len());
         view.cache_records(&wanted, |k, record| {
             if let Ok(record) = record {
                 let lines = crate::message::cache::search_header(record)
                     .ok()
                     .flatten()
-                    .map(Box::<[u8]>::from);
-                out[missing[k]] = lines.as_deref().map(<[u8]>::to_vec);
+                    .map(Rc::<[u8]>::from);
+                out[missing[k]] = lines.clone();
                 read.push((wanted[k], lines));
             }
         });

@@ -324,16 +324,25 @@ struct Content<'a> {
 
 /// A header as SEARCH compares it: unfolded, RFC 2047 words decoded, casemapped.
 fn searchable_header(raw: &[u8]) -> String {
+    if raw.is_ascii() && memchr::memmem::find(raw, b"=?").is_none() {
+        // No RFC 2047 word and nothing beyond ASCII (most headers): decoding changes
+        // nothing and the casemap is ASCII uppercase; unfold and uppercase in one pass.
+        let mut text = String::with_capacity(raw.len());
+        let mut i = 0;
+        while i < raw.len() {
+            if raw[i..].starts_with(b"\r\n ") || raw[i..].starts_with(b"\r\n\t") {
+                text.push(' ');
+                i += 3;
+            } else {
+                text.push(char::from(raw[i].to_ascii_uppercase()));
+                i += 1;
+            }
+        }
+        return text;
+    }
     let unfolded = String::from_utf8_lossy(raw)
         .replace("\r\n ", " ")
         .replace("\r\n\t", " ");
-    if raw.is_ascii() && memchr::memmem::find(raw, b"=?").is_none() {
-        // No RFC 2047 word and nothing beyond ASCII (most headers): decoding changes
-        // nothing and the casemap is ASCII uppercase.
-        let mut text = unfolded;
-        text.make_ascii_uppercase();
-        return text;
-    }
     casemap(&decode_header(unfolded.as_bytes()))
 }
 
@@ -341,7 +350,7 @@ fn searchable_header(raw: &[u8]) -> String {
 /// lines of `field` (each processed on its own: RFC 2047 words never span lines, and
 /// a line starts with its field name, so nothing joins across lines). `field` is one
 /// of the backend's ASCII field names.
-fn cached_field_values(lines: &[u8], field: &str) -> Option<String> {
+fn cached_field_values(lines: &[u8], field: &str, wanted: &str) -> Option<String> {
     let mut out: Option<String> = None;
     let mut rest = lines;
     while !rest.is_empty() {
@@ -366,19 +375,24 @@ fn cached_field_values(lines: &[u8], field: &str) -> Option<String> {
         let named = line.len() > field.len()
             && line[field.len()] == b':'
             && line[..field.len()].eq_ignore_ascii_case(field.as_bytes());
-        if named && let Some(values) = field_values(&searchable_header(line), field) {
+        if named && let Some(values) = field_values(&searchable_header(line), wanted) {
             out.get_or_insert_with(String::new).push_str(&values);
         }
     }
     out
 }
 
-/// The values of one header field in a [`searchable_header`], one per line.
-fn field_values(header: &str, field: &str) -> Option<String> {
-    let wanted = format!("{}:", casemap(field));
+/// What a line of a [`searchable_header`] starts with when it is of `field`.
+fn field_prefix(field: &str) -> String {
+    format!("{}:", casemap(field))
+}
+
+/// The values of one header field in a [`searchable_header`], one per line; `wanted` is
+/// its [`field_prefix`].
+fn field_values(header: &str, wanted: &str) -> Option<String> {
     let mut out: Option<String> = None;
     for line in header.split("\r\n") {
-        if let Some(value) = line.strip_prefix(&wanted) {
+        if let Some(value) = line.strip_prefix(wanted) {
             let out = out.get_or_insert_with(String::new);
             out.push_str(value.trim());
             out.push('\n');
@@ -457,16 +471,16 @@ impl Content<'_> {
 
     /// Values of one header field (casemapped text), one per line: from the backend's
     /// cached lines when they hold this field, else from the message's header.
-    fn field(&mut self, field: &str) -> Option<String> {
+    fn field(&mut self, field: &str, wanted: &str) -> Option<String> {
         if let Some(lines) = self.cached
             && self
                 .cached_fields
                 .iter()
                 .any(|f| f.eq_ignore_ascii_case(field))
         {
-            return cached_field_values(lines, field);
+            return cached_field_values(lines, field, wanted);
         }
-        field_values(self.header(), field)
+        field_values(self.header(), wanted)
     }
 }
 
@@ -476,6 +490,41 @@ struct Context<'a> {
     largest_uid: u32,
     saved: &'a [u32],
     meta: &'a MessageMeta,
+    /// Each header field the key names, with its [`field_prefix`].
+    prefixes: &'a [(String, String)],
+}
+
+/// The key with every text already casemapped (done once per SEARCH, not per message;
+/// casemap is not idempotent, so [`eval`] takes prepared keys only).
+fn prepare(key: &SearchKey) -> SearchKey {
+    match key {
+        SearchKey::Header { field, text } => SearchKey::Header {
+            field: field.clone(),
+            text: casemap(text),
+        },
+        SearchKey::Body(text) => SearchKey::Body(casemap(text)),
+        SearchKey::Text(text) => SearchKey::Text(casemap(text)),
+        SearchKey::Not(k) => SearchKey::Not(Box::new(prepare(k))),
+        SearchKey::Or(a, b) => SearchKey::Or(Box::new(prepare(a)), Box::new(prepare(b))),
+        SearchKey::And(keys) => SearchKey::And(keys.iter().map(prepare).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Every header field `key` names, with its [`field_prefix`].
+fn prefixes(key: &SearchKey, out: &mut Vec<(String, String)>) {
+    match key {
+        SearchKey::Header { field, .. } if !out.iter().any(|(f, _)| f == field) => {
+            out.push((field.clone(), field_prefix(field)));
+        }
+        SearchKey::Not(k) => prefixes(k, out),
+        SearchKey::Or(a, b) => {
+            prefixes(a, out);
+            prefixes(b, out);
+        }
+        SearchKey::And(keys) => keys.iter().for_each(|k| prefixes(k, out)),
+        _ => {}
+    }
 }
 
 fn eval(key: &SearchKey, cx: &Context<'_>, content: &mut Content<'_>) -> bool {
@@ -487,13 +536,21 @@ fn eval(key: &SearchKey, cx: &Context<'_>, content: &mut Content<'_>) -> bool {
         SearchKey::Old => true,
         SearchKey::Keyword { name, unset } => m.flags.has_keyword(name) != *unset,
         SearchKey::Header { field, text } => {
-            let text = casemap(text);
-            content.field(field).is_some_and(|v| v.contains(&text))
+            let computed;
+            let wanted = match cx.prefixes.iter().find(|(f, _)| f == field) {
+                Some((_, wanted)) => wanted.as_str(),
+                None => {
+                    computed = field_prefix(field);
+                    computed.as_str()
+                }
+            };
+            content
+                .field(field, wanted)
+                .is_some_and(|v| v.contains(text.as_str()))
         }
-        SearchKey::Body(text) => content.body().contains(&casemap(text)),
+        SearchKey::Body(text) => content.body().contains(text.as_str()),
         SearchKey::Text(text) => {
-            let text = casemap(text);
-            content.header().contains(&text) || content.body().contains(&text)
+            content.header().contains(text.as_str()) || content.body().contains(text.as_str())
         }
         SearchKey::Before(d) => local_day(m.internaldate) < *d,
         SearchKey::On(d) => local_day(m.internaldate) == *d,
@@ -573,6 +630,9 @@ impl Core {
         };
         let count = selected.messages.len() as u32;
         let largest_uid = selected.messages.last().map_or(0, |m| m.uid);
+        let key = &prepare(key);
+        let mut field_prefixes = Vec::new();
+        prefixes(key, &mut field_prefixes);
         let fields = backend.search_header_fields();
         let fields = if uses_fields(key, fields) {
             fields
@@ -597,6 +657,7 @@ impl Core {
                     largest_uid,
                     saved: &selected.saved,
                     meta,
+                    prefixes: &field_prefixes,
                 };
                 let mut content = Content {
                     backend: &mut *backend,
@@ -711,9 +772,10 @@ mod tests {
                 .collect();
             let whole = searchable_header(&lines);
             for field in ["from", "to", "cc", "bcc", "subject", "FROM", "Subject"] {
+                let wanted = field_prefix(field);
                 assert_eq!(
-                    cached_field_values(&lines, field),
-                    field_values(&whole, field),
+                    cached_field_values(&lines, field, &wanted),
+                    field_values(&whole, &wanted),
                     "{field} in {}",
                     lines.escape_ascii()
                 );
@@ -728,6 +790,7 @@ mod tests {
             &b"From: Plain Name <p@x.org>\r\n\tfolded"[..],
             b"Subject: ~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./ 0123456789",
             b"X: =? not a word",
+            b"a\r\r\n \n\tb\r\n \r\n\tc\r\n\r\n  d\r\n",
             b"",
         ] {
             let unfolded = String::from_utf8_lossy(raw)
