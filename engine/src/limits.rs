@@ -73,6 +73,12 @@ pub const AUTH_CACHE_SECONDS: u64 = 600;
 /// Bytes of a message file read and written per step when FETCH streams a body.
 pub const IMAP_FETCH_CHUNK_BYTES: usize = 64 * 1024;
 
+/// Message bytes at least this many go by sendfile(2) when the connection is plain
+/// (no TLS, no COMPRESS): POP3 RETR with no stuffing needed, IMAP FETCH of a body or
+/// section. Below it one read and one write cost less than the extra file open and
+/// socket flag changes.
+pub const SENDFILE_MIN_BYTES: u64 = 64 * 1024;
+
 /// An APPEND literal up to this size is kept in memory and staged with its bytes in the
 /// journal record (one fdatasync, shared by the group commit); a larger one goes to a
 /// staging file as it arrives, so a connection never holds more than this of it.

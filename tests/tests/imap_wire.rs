@@ -340,3 +340,46 @@ fn fifty_megabyte_append_streams_to_disk() {
     );
     server.stop();
 }
+
+/// Large bodies on a plain connection go out by sendfile(2): whole, partial and
+/// section answers are byte-exact, in order with the text around them (two messages
+/// in one FETCH, then a NOOP pipelined behind it).
+const SENDFILE_CLIENT: &str = r#"
+import imaplib, sys
+m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
+m.login('ann@example.com', 'pw')
+bodies = []
+for n in range(2):
+    text = b''.join(b'line %d of message %d \x01\xfe\r\n' % (i, n) for i in range(9000))
+    bodies.append(b'Subject: big %d\r\n\r\n' % n + text)
+    print('append', n, m.append('INBOX', None, None, bodies[-1])[0])
+m.select('INBOX')
+typ, resp = m.fetch('1:2', '(UID BODY.PEEK[] BODY.PEEK[TEXT] BODY.PEEK[]<1000.200000>)')
+parts = [r for r in resp if isinstance(r, tuple)]
+print('fetch', typ, len(parts))
+for n in range(2):
+    whole, text, partial = parts[3 * n][1], parts[3 * n + 1][1], parts[3 * n + 2][1]
+    head = len(b'Subject: big %d\r\n\r\n' % n)
+    print('exact', n, whole == bodies[n], text == bodies[n][head:], partial == bodies[n][1000:201000])
+tag = m._new_tag()
+m.send(tag + b' NOOP\r\n')
+print('noop', m._command_complete('NOOP', tag)[0])
+print('logout', m.logout()[0])
+"#;
+
+#[test]
+fn large_bodies_by_sendfile_on_plain_connections() {
+    let site = Site::new(Options::default());
+    site.cli_ok(
+        &["account", "add", "ann@example.com", "--password-stdin"],
+        Some("pw\n"),
+    );
+    let server = site.start();
+    let out = python(SENDFILE_CLIENT, &[&site.ports.imap.to_string()]);
+    assert_eq!(
+        out,
+        "append 0 OK\nappend 1 OK\nfetch OK 6\nexact 0 True True True\n\
+         exact 1 True True True\nnoop OK\nlogout BYE\n"
+    );
+    server.stop();
+}

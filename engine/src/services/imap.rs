@@ -324,6 +324,15 @@ async fn send_message(
         .with(|ms| ms.open_mailbox(backend.user(), mailbox))
         .map(|v| v.message_path(uid))
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if end.saturating_sub(start) >= crate::limits::SENDFILE_MIN_BYTES
+        && !conn.is_tls()
+        && !conn.is_compressed()
+        && let Ok(file) = std::fs::File::open(&path)
+        && file.metadata().is_ok_and(|m| m.len() >= end)
+    {
+        // Plain connection: the kernel copies page cache to the socket.
+        return conn.send_file(&file, start, end - start).await;
+    }
     let file = BufferedFile::open(&path)
         .await
         .map_err(std::io::Error::from)?;

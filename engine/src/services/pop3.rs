@@ -282,11 +282,6 @@ fn open_maildrop(
     ))
 }
 
-/// Messages at least this big go by sendfile when they can (plain connection, RETR,
-/// no stuffing needed): below it one read and one write cost less than the extra
-/// cache-record read and file open.
-const SENDFILE_MIN_BYTES: u64 = 64 * 1024;
-
 /// RETR of a message whose file needs no dot-stuffing (precomputed at delivery:
 /// no line starts with "." and it ends with CRLF) on a plain connection: the
 /// `+OK`, the file by sendfile, then `"." CRLF`. `Ok(false)` when the message does
@@ -300,7 +295,7 @@ async fn retrieve_by_sendfile(
     let Some(size) = md.view.get(uid).map(|r| r.size) else {
         return Ok(false);
     };
-    if size < SENDFILE_MIN_BYTES {
+    if size < crate::limits::SENDFILE_MIN_BYTES {
         return Ok(false);
     }
     let ready = md
