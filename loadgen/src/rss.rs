@@ -86,6 +86,25 @@ impl RampResult {
             .collect();
         Some((slope(&xs, &rss)?, slope(&xs, &pss)?))
     }
+
+    /// Says so when memory fell from one step to the next although more connections were
+    /// held: the allocator gave memory back in the middle of the ramp (mimalloc purges
+    /// freed pages late, e.g. the warm-up's password-hashing buffers), and the slope then
+    /// understates the cost; run again.
+    pub fn warning(&self) -> Option<String> {
+        let fell = self.points.windows(2).find(|w| {
+            w[1].memory.rss_bytes < w[0].memory.rss_bytes
+                || w[1].memory.pss_bytes < w[0].memory.pss_bytes
+        })?;
+        Some(format!(
+            "memory fell from {} to {} held connections (RSS {} -> {} KiB): the server \
+             gave memory back during the ramp, so the slope is unreliable; run again",
+            fell[0].held,
+            fell[1].held,
+            fell[0].memory.rss_bytes / 1024,
+            fell[1].memory.rss_bytes / 1024
+        ))
+    }
 }
 
 /// Time for a server to finish what the last connections started (page faults, deferred
@@ -255,6 +274,27 @@ mod tests {
         assert!((s - 2.0).abs() < 1e-9, "{s}");
         assert_eq!(slope(&[1.0], &[1.0]), None);
         assert_eq!(slope(&[2.0, 2.0], &[1.0, 5.0]), None);
+    }
+
+    #[test]
+    fn memory_falling_mid_ramp_is_a_warning() {
+        let point = |held, kib: u64| MemoryPoint {
+            held,
+            memory: TreeMemory {
+                rss_bytes: kib * 1024,
+                pss_bytes: kib * 1024,
+                processes: 1,
+            },
+        };
+        let mut r = RampResult {
+            points: vec![point(100, 1000), point(200, 1100), point(300, 1200)],
+            ..RampResult::default()
+        };
+        assert_eq!(r.warning(), None);
+        assert_eq!(r.slopes(), Some((1024.0, 1024.0)));
+        r.points[2] = point(300, 900);
+        let w = r.warning().expect("warning");
+        assert!(w.contains("from 200 to 300"), "{w}");
     }
 
     #[test]

@@ -158,6 +158,10 @@ pub fn run(cfg: RunConfig, memory: Option<(u32, Ramp)>) -> anyhow::Result<Report
             extra.insert("rss_per_conn_bytes".into(), json!(rss));
             extra.insert("pss_per_conn_bytes".into(), json!(pss));
         }
+        if let Some(warning) = result.warning() {
+            eprintln!("loadgen idle: warning: {warning}");
+            extra.insert("memory_warning".into(), json!(warning));
+        }
         if let Some(why) = result.incomplete {
             extra.insert("memory_incomplete".into(), json!(why));
         }
