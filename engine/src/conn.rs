@@ -7,10 +7,12 @@
 //! and travels with a hand-off.
 
 use std::io::{self, Read, Write};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 
@@ -102,23 +104,44 @@ impl Conn {
 
     /// Reads bytes for the protocol: inflated when COMPRESS is on; 0 at the end.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.deflate.is_none() || buf.is_empty() {
-            return self.read_raw(buf).await;
+        if self.tls.is_none() && self.deflate.is_none() {
+            return self.stream.read(buf).await;
         }
+        let mut got = Vec::new();
+        let n = self.read_vec(&mut got, buf.len()).await?;
+        buf[..n].copy_from_slice(&got);
+        Ok(n)
+    }
+
+    /// Reads up to `max` bytes for the protocol into `out` (emptied first; inflated when
+    /// COMPRESS is on); 0 at the end. A connection waiting for its client holds no read
+    /// buffer: `out` is given back (capacity 0) until bytes are there, so an idle session
+    /// costs no read buffer (`read_socket`).
+    pub async fn read_vec(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        out.clear();
+        if max == 0 {
+            return Ok(0);
+        }
+        if self.deflate.is_none() {
+            return self.read_raw(out, max).await;
+        }
+        let mut chunk = Vec::new();
         loop {
             let Some(d) = self.deflate.as_mut() else {
                 return Ok(0);
             };
             if d.input_at < d.input.len() {
+                out.resize(max, 0);
                 let (in0, out0) = (d.inflate.total_in(), d.inflate.total_out());
                 let status = d
                     .inflate
-                    .decompress(&d.input[d.input_at..], buf, FlushDecompress::None)
+                    .decompress(&d.input[d.input_at..], out, FlushDecompress::None)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 d.input_at += (d.inflate.total_in() - in0) as usize;
                 let produced = (d.inflate.total_out() - out0) as usize;
+                out.truncate(produced);
                 if d.input_at == d.input.len() {
-                    d.input.clear();
+                    d.input = Vec::new();
                     d.input_at = 0;
                 }
                 if produced > 0 {
@@ -135,13 +158,13 @@ impl Conn {
                     ));
                 }
             }
-            let mut chunk = [0u8; READ_CHUNK_BYTES];
-            let n = self.read_raw(&mut chunk).await?;
+            *out = Vec::new();
+            let n = self.read_raw(&mut chunk, READ_CHUNK_BYTES).await?;
             if n == 0 {
                 return Ok(0);
             }
             if let Some(d) = self.deflate.as_mut() {
-                d.input.extend_from_slice(&chunk[..n]);
+                d.input.extend_from_slice(&chunk);
             }
         }
     }
@@ -174,13 +197,15 @@ impl Conn {
         self.tls.is_some()
     }
 
-    /// Reads decrypted bytes; 0 at the end of the stream.
-    async fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads up to `max` decrypted bytes into `out` (emptied first); 0 at the end of the
+    /// stream. Like `read_socket`, holds no buffer while the socket has nothing.
+    async fn read_raw(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        out.clear();
         let Some(tls) = self.tls.as_mut() else {
-            return self.stream.read(buf).await;
+            return read_socket(&mut self.stream, out, max).await;
         };
         loop {
-            match tls.conn.reader().read(buf) {
+            match read_plaintext(&mut tls.conn, out, max) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
@@ -199,21 +224,19 @@ impl Conn {
                 }
             }
             flush_tls(&mut self.stream, &mut tls.conn).await?;
-            let mut chunk = [0u8; READ_CHUNK_BYTES];
-            let n = self.stream.read(&mut chunk).await?;
+            let n = read_socket(&mut self.stream, &mut tls.pending, READ_CHUNK_BYTES).await?;
             if n == 0 {
                 // Tell rustls the transport ended; it answers with a clean EOF
                 // after close_notify, or UnexpectedEof.
                 let _ = tls.conn.read_tls(&mut &[][..]);
                 let _ = tls.conn.process_new_packets();
-                return match tls.conn.reader().read(buf) {
+                return match read_plaintext(&mut tls.conn, out, max) {
                     Ok(n) => Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
                     Err(e) => Err(e),
                 };
             }
-            tls.pending.extend_from_slice(&chunk[..n]);
         }
     }
 
@@ -347,6 +370,41 @@ fn with_socket<T>(
     // SAFETY: `stream` owns the fd and outlives the borrow, which `f` cannot keep.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) };
     f(fd)
+}
+
+/// Appends up to `max` bytes read from the socket to `out`; 0 at the end of the stream.
+/// glommio's read tries a non-blocking recv and, when nothing is there, parks the task on a
+/// readiness poll without keeping the caller's buffer; this makes room for each attempt and
+/// gives it back when nothing came, freeing an empty `out`: a connection waiting for its
+/// client holds no read buffer (idle IMAP sessions are most of a server's connections).
+async fn read_socket(stream: &mut TcpStream, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let start = out.len();
+        out.resize(start + max, 0);
+        let polled = Pin::new(&mut *stream).poll_read(cx, &mut out[start..]);
+        let n = match &polled {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        out.truncate(start + n);
+        if out.is_empty() {
+            *out = Vec::new();
+        }
+        polled
+    })
+    .await
+}
+
+/// Decrypted bytes rustls has ready, up to `max`, into `out` (empty before); `WouldBlock`
+/// when none (`out` then holds nothing).
+fn read_plaintext(conn: &mut ServerConnection, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    out.resize(max, 0);
+    let read = conn.reader().read(out);
+    out.truncate(*read.as_ref().unwrap_or(&0));
+    if out.is_empty() {
+        *out = Vec::new();
+    }
+    read
 }
 
 async fn flush_tls(stream: &mut TcpStream, conn: &mut ServerConnection) -> io::Result<()> {

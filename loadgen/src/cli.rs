@@ -11,6 +11,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::client::{Mode, RunConfig};
 use crate::message::Sizes;
 use crate::mix::{self, IMAP_DEFAULT, Mix, POP3_DEFAULT};
+use crate::rss::Ramp;
 use crate::schedule::Schedule;
 use crate::stats::Report;
 
@@ -42,9 +43,9 @@ enum Command {
     Pop3(LoadArgs),
     /// LMTP: deliveries of generated MIME messages to 1-3 random users per transaction
     Lmtp(LoadArgs),
-    /// IMAP IDLE: hold C connections idling for the duration; with --server-pid report the
-    /// server's memory per connection
-    Idle(LoadArgs),
+    /// IMAP IDLE: hold C connections (LOGIN, SELECT INBOX, IDLE) for the duration; with
+    /// --server-pid measure the server's memory per idle connection instead (see below)
+    Idle(IdleArgs),
     /// Fill accounts 1..N with M messages each over LMTP (same corpus every time)
     Populate(PopulateArgs),
 }
@@ -111,11 +112,24 @@ struct LoadArgs {
     /// Draw latency percentiles and throughput over time into this SVG
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Server process: report its RSS (with all descendants) per held connection (idle)
-    #[arg(long)]
-    server_pid: Option<u32>,
     #[command(flatten)]
     target: Target,
+}
+
+#[derive(Debug, Args)]
+struct IdleArgs {
+    /// Server process: measure its memory (with all descendants) per idle connection; the run
+    /// then lasts as long as the ramp, --duration being its time limit
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// With --server-pid: connections opened and closed before measuring
+    #[arg(long, default_value_t = 100)]
+    warmup: u64,
+    /// With --server-pid: memory is measured at C*k/S held connections for k = 1..=S
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(2..))]
+    steps: u64,
+    #[command(flatten)]
+    load: LoadArgs,
 }
 
 #[derive(Debug, Args)]
@@ -149,9 +163,18 @@ fn command_with_mix_help() -> clap::Command {
         mix::describe(POP3_DEFAULT)
     );
     let mix_file = "\nA mix file is TOML: `name = weight` lines, or [imap]/[pop3] sections.";
+    let idle = "Clients are spread over the users in turn (client c is user (c mod users) + 1).\n\n\
+With --server-pid, memory per idle connection is measured, not divided by a before/after \
+difference (which charges one-time costs such as the first logins' password hashing to the \
+connections): --warmup connections are opened and closed first, then C*k/S connections are \
+held at once for k = 1..=S (--steps), and the server's RSS and PSS (summed over it and its \
+descendants, from /proc/PID/smaps_rollup) are read at each after 2 s. The cost per \
+connection is the least-squares slope over those points; the JSON has it as \
+rss_per_conn_bytes and pss_per_conn_bytes, with the points in memory_points.";
     Cli::command()
         .mut_subcommand("imap", |c| c.after_help(format!("{imap}\n{mix_file}")))
         .mut_subcommand("pop3", |c| c.after_help(format!("{pop3}\n{mix_file}")))
+        .mut_subcommand("idle", |c| c.after_help(idle))
 }
 
 fn seconds(s: f64, what: &str) -> anyhow::Result<Duration> {
@@ -230,6 +253,7 @@ fn load_config(mode: Mode, a: &LoadArgs) -> anyhow::Result<RunConfig> {
         messages_per_user: 0,
         start,
         deadline: start + duration,
+        idle: Default::default(),
     })
 }
 
@@ -258,6 +282,7 @@ fn populate_config(a: &PopulateArgs) -> anyhow::Result<RunConfig> {
         messages_per_user: a.messages,
         start,
         deadline: start + seconds(a.max_time, "--max-time")?,
+        idle: Default::default(),
     })
 }
 
@@ -267,31 +292,28 @@ pub fn main() -> anyhow::Result<u8> {
     let cli = Cli::from_arg_matches(&matches)
         .map_err(|e| e.exit())
         .unwrap_or_else(|e| e);
-    let (cfg, target, plot, server_pid) = match &cli.command {
-        Command::Imap(a) => (
-            load_config(Mode::Imap, a)?,
-            &a.target,
-            &a.plot,
-            a.server_pid,
-        ),
-        Command::Pop3(a) => (
-            load_config(Mode::Pop3, a)?,
-            &a.target,
-            &a.plot,
-            a.server_pid,
-        ),
-        Command::Lmtp(a) => (
-            load_config(Mode::Lmtp, a)?,
-            &a.target,
-            &a.plot,
-            a.server_pid,
-        ),
-        Command::Idle(a) => (
-            load_config(Mode::Idle, a)?,
-            &a.target,
-            &a.plot,
-            a.server_pid,
-        ),
+    let (cfg, target, plot, memory) = match &cli.command {
+        Command::Imap(a) => (load_config(Mode::Imap, a)?, &a.target, &a.plot, None),
+        Command::Pop3(a) => (load_config(Mode::Pop3, a)?, &a.target, &a.plot, None),
+        Command::Lmtp(a) => (load_config(Mode::Lmtp, a)?, &a.target, &a.plot, None),
+        Command::Idle(a) => {
+            let memory = match a.server_pid {
+                None => None,
+                Some(pid) => {
+                    if a.steps > a.load.clients {
+                        bail!("--steps must not exceed --clients");
+                    }
+                    let ramp = Ramp {
+                        warmup: a.warmup.min(a.load.clients),
+                        steps: a.steps,
+                        top: a.load.clients,
+                    };
+                    Some((pid, ramp))
+                }
+            };
+            let l = &a.load;
+            (load_config(Mode::Idle, l)?, &l.target, &l.plot, memory)
+        }
         Command::Populate(a) => (populate_config(a)?, &a.target, &None, None),
     };
     eprintln!(
@@ -306,7 +328,7 @@ pub fn main() -> anyhow::Result<u8> {
             None => "closed loop",
         }
     );
-    let report = crate::runner::run(cfg, server_pid)?;
+    let report = crate::runner::run(cfg, memory)?;
     finish(&report, target, plot.as_deref())
 }
 
@@ -316,22 +338,13 @@ fn finish(report: &Report, target: &Target, plot: Option<&std::path::Path>) -> a
         let text = serde_json::to_string_pretty(&report.to_json())?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(rss) = report
-        .extra
-        .get("rss_per_conn_bytes")
-        .and_then(|v| v.as_f64())
-    {
-        println!("server RSS per idle connection: {:.1} KiB", rss / 1024.0);
-    }
-    if let Some(pss) = report
-        .extra
-        .get("pss_per_conn_bytes")
-        .and_then(|v| v.as_f64())
-    {
-        println!("server PSS per idle connection: {:.1} KiB", pss / 1024.0);
-    }
+    print_memory(report);
     if let Some(path) = plot {
         crate::plot::write_svg(report, path)?;
+    }
+    if let Some(why) = report.extra.get("memory_incomplete") {
+        eprintln!("loadgen: the memory ramp did not finish: {why}");
+        return Ok(EXIT_TOO_MANY_ERRORS);
     }
     let ratio = report.error_ratio();
     if report.ops() == 0 {
@@ -348,4 +361,38 @@ fn finish(report: &Report, target: &Target, plot: Option<&std::path::Path>) -> a
         return Ok(EXIT_TOO_MANY_ERRORS);
     }
     Ok(0)
+}
+
+/// The memory ramp's points and slopes (idle with --server-pid).
+fn print_memory(report: &Report) {
+    let kib = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(0.0) / 1024.0;
+    let Some(points) = report.extra.get("memory_points").and_then(|v| v.as_array()) else {
+        return;
+    };
+    println!("server memory      held    RSS KiB    PSS KiB  processes");
+    let baseline = report.extra.get("memory_baseline").filter(|b| !b.is_null());
+    for (name, p) in baseline
+        .map(|b| ("after warm-up", b))
+        .into_iter()
+        .chain(points.iter().map(|p| ("", p)))
+    {
+        println!(
+            "  {name:<14} {:>8} {:>10.0} {:>10.0} {:>10}",
+            p["held"].as_u64().unwrap_or(0),
+            kib(p, "rss_bytes"),
+            kib(p, "pss_bytes"),
+            p["processes"].as_u64().unwrap_or(0)
+        );
+    }
+    if report.extra.contains_key("rss_per_conn_bytes") {
+        let e = serde_json::Value::Object(report.extra.clone());
+        println!(
+            "server RSS per idle connection: {:.2} KiB (least-squares slope)",
+            kib(&e, "rss_per_conn_bytes")
+        );
+        println!(
+            "server PSS per idle connection: {:.2} KiB (least-squares slope)",
+            kib(&e, "pss_per_conn_bytes")
+        );
+    }
 }

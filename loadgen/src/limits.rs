@@ -43,3 +43,7 @@ pub const FETCH_RANGE_MAX: u32 = 20;
 
 /// Recipients of one LMTP transaction at most (the mix draws 1..=this, mostly 1).
 pub const RCPTS_PER_TRANSACTION_MAX: usize = 3;
+
+/// How often an idle client looks whether the memory ramp wants its connection open or closed:
+/// a ramp step takes seconds, and thousands of clients polling at this rate cost little.
+pub const IDLE_LEVEL_POLL: Duration = Duration::from_millis(200);

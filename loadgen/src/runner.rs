@@ -18,7 +18,7 @@ use crate::client::pop3::Pop3Session;
 use crate::client::{Mode, RunConfig, WorkerCtx, drive, idle, populate};
 use crate::limits::{GRACE, SNAPSHOT_INTERVAL};
 use crate::rng::Rng;
-use crate::rss::{tree_pss_bytes, tree_rss_bytes};
+use crate::rss::{Ramp, run_ramp};
 use crate::stats::{Report, Sample, Snapshot, human_us};
 
 enum WorkerMsg {
@@ -30,11 +30,20 @@ enum WorkerMsg {
     },
 }
 
-/// Runs the load described by `cfg` to the end and returns the merged report.
-pub fn run(cfg: RunConfig, server_pid: Option<u32>) -> anyhow::Result<Report> {
-    let rss_before = server_pid.map(tree_rss_bytes).transpose()?;
-    let pss_before = server_pid.and_then(|p| tree_pss_bytes(p).ok());
+/// Runs the load described by `cfg` to the end and returns the merged report. `memory`:
+/// in idle mode, the server's pid and the ramp that measures its memory per connection (the
+/// ramp then decides when the run ends).
+pub fn run(cfg: RunConfig, memory: Option<(u32, Ramp)>) -> anyhow::Result<Report> {
+    let memory = memory.filter(|_| cfg.mode == Mode::Idle);
+    if let Some((pid, _)) = memory {
+        std::fs::metadata(format!("/proc/{pid}"))
+            .map_err(|e| anyhow::anyhow!("--server-pid {pid}: {e}"))?;
+    }
     let cfg = Arc::new(cfg);
+    let ramp = memory.map(|(pid, ramp)| {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || run_ramp(pid, ramp, &cfg.idle, cfg.deadline))
+    });
     let (tx, rx) = mpsc::channel();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     for w in 0..cfg.workers {
@@ -52,7 +61,7 @@ pub fn run(cfg: RunConfig, server_pid: Option<u32>) -> anyhow::Result<Report> {
     let mut abandoned = 0;
     let mut finished_at = None;
     let mut next_tick = cfg.start + SNAPSHOT_INTERVAL;
-    let (mut best_held, mut rss_held, mut pss_held) = (0u64, None, None);
+    let mut best_held = 0u64;
     while done < cfg.workers {
         let now = Instant::now();
         if now >= cutoff {
@@ -90,14 +99,7 @@ pub fn run(cfg: RunConfig, server_pid: Option<u32>) -> anyhow::Result<Report> {
                 p99_us: interval.p99_us_all(),
             });
             totals.merge(&interval);
-            if let Some(pid) = server_pid
-                && held > 0
-                && held >= best_held
-            {
-                best_held = held;
-                rss_held = tree_rss_bytes(pid).ok();
-                pss_held = tree_pss_bytes(pid).ok();
-            }
+            best_held = best_held.max(held);
             match &bar {
                 Some(bar) => {
                     bar.set_position(totals.ops());
@@ -144,17 +146,25 @@ pub fn run(cfg: RunConfig, server_pid: Option<u32>) -> anyhow::Result<Report> {
     if cfg.mode == Mode::Idle {
         extra.insert("idle_held".into(), json!(best_held));
     }
-    if let (Some(before), Some(held)) = (rss_before, rss_held) {
-        extra.insert("rss_before_bytes".into(), json!(before));
-        extra.insert("rss_held_bytes".into(), json!(held));
-        let per_conn = held.saturating_sub(before) as f64 / cfg.clients.max(1) as f64;
-        extra.insert("rss_per_conn_bytes".into(), json!(per_conn));
-    }
-    if let (Some(before), Some(held)) = (pss_before, pss_held) {
-        extra.insert("pss_before_bytes".into(), json!(before));
-        extra.insert("pss_held_bytes".into(), json!(held));
-        let per_conn = held.saturating_sub(before) as f64 / cfg.clients.max(1) as f64;
-        extra.insert("pss_per_conn_bytes".into(), json!(per_conn));
+    if let (Some(handle), Some((_, ramp))) = (ramp, memory) {
+        let result = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the memory ramp panicked"))?;
+        extra.insert("memory_warmup".into(), json!(ramp.warmup));
+        extra.insert("memory_steps".into(), json!(ramp.steps));
+        extra.insert("memory_baseline".into(), json!(result.baseline));
+        extra.insert("memory_points".into(), json!(result.points));
+        if let Some((rss, pss)) = result.slopes() {
+            extra.insert("rss_per_conn_bytes".into(), json!(rss));
+            extra.insert("pss_per_conn_bytes".into(), json!(pss));
+        }
+        if let Some(warning) = result.warning() {
+            eprintln!("loadgen idle: warning: {warning}");
+            extra.insert("memory_warning".into(), json!(warning));
+        }
+        if let Some(why) = result.incomplete {
+            extra.insert("memory_incomplete".into(), json!(why));
+        }
     }
     Ok(Report {
         mode: cfg.mode.name().to_string(),
@@ -215,7 +225,7 @@ async fn worker_main(cfg: Arc<RunConfig>, worker: usize, tx: Sender<WorkerMsg>) 
             Mode::Imap => glommio::spawn_local(drive::<ImapSession>(ctx, client, rng)),
             Mode::Pop3 => glommio::spawn_local(drive::<Pop3Session>(ctx, client, rng)),
             Mode::Lmtp => glommio::spawn_local(drive::<LmtpSession>(ctx, client, rng)),
-            Mode::Idle => glommio::spawn_local(idle::hold(ctx, rng)),
+            Mode::Idle => glommio::spawn_local(idle::hold(ctx, client)),
             Mode::Populate => glommio::spawn_local(populate::fill(ctx, client)),
         });
     }

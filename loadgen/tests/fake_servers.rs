@@ -102,6 +102,14 @@ fn fake_imap(stream: TcpStream) {
                 exists += 1;
                 format!("* {exists} EXISTS\r\n{tag} OK [APPENDUID 1 1] done\r\n")
             }
+            "IDLE" => {
+                let _ = out.write_all(b"+ idling\r\n");
+                line.clear();
+                if input.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                format!("{tag} OK idle done\r\n")
+            }
             "LOGOUT" => {
                 let _ = out.write_all(format!("* BYE bye\r\n{tag} OK done\r\n").as_bytes());
                 return;
@@ -209,6 +217,89 @@ fn imap_mix_against_fake_server() {
         }
     }
     assert!(out.contains("fetch_body"), "table printed: {out}");
+}
+
+#[test]
+fn idle_memory_ramp_measures_each_step_and_reports_slopes() {
+    let port = serve(fake_imap).to_string();
+    // The fake server is this test process: its memory is what the ramp reads.
+    let pid = std::process::id().to_string();
+    let json = temp_json("idle");
+    let (code, took, out) = run_loadgen(&[
+        "idle",
+        "--port",
+        &port,
+        "--users",
+        "3",
+        "--clients",
+        "6",
+        "--steps",
+        "3",
+        "--warmup",
+        "4",
+        "--server-pid",
+        &pid,
+        "--duration",
+        "60",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    // The ramp ends the run, long before --duration: 4 readings of 2.6 s.
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    let v = read_json(&json);
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    // Warm-up (4) and the three steps log in: at least 4 + 6 logins.
+    assert!(v["commands"]["login"]["count"].as_u64() >= Some(10), "{v}");
+    let baseline = &v["memory_baseline"];
+    assert_eq!(baseline["held"].as_u64(), Some(0), "{v}");
+    let held: Vec<u64> = v["memory_points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| {
+            assert!(p["rss_bytes"].as_u64() > Some(0), "{p}");
+            assert!(p["pss_bytes"].as_u64() > Some(0), "{p}");
+            p["held"].as_u64().expect("held")
+        })
+        .collect();
+    assert_eq!(held, [2, 4, 6], "{v}");
+    assert!(v["rss_per_conn_bytes"].as_f64().is_some(), "{v}");
+    assert!(v["pss_per_conn_bytes"].as_f64().is_some(), "{v}");
+    assert!(v.get("memory_incomplete").is_none(), "{v}");
+    assert!(out.contains("server PSS per idle connection"), "{out}");
+}
+
+#[test]
+fn idle_memory_ramp_that_cannot_finish_fails() {
+    // Nothing listens: no connection is ever held, so the first step never completes.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port().to_string()
+    };
+    let pid = std::process::id().to_string();
+    let json = temp_json("idle-fail");
+    let (code, _, out) = run_loadgen(&[
+        "idle",
+        "--port",
+        &port,
+        "--clients",
+        "2",
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--server-pid",
+        &pid,
+        "--duration",
+        "2",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let v = read_json(&json);
+    assert!(v["memory_incomplete"].as_str().is_some(), "{v}");
+    assert!(v.get("rss_per_conn_bytes").is_none(), "{v}");
 }
 
 #[test]

@@ -601,7 +601,7 @@ fn config(transcript: &Transcript) -> ImapConfig {
     }
     ImapConfig {
         capabilities: ["IMAP4rev1", "LITERAL+", "ID"].map(String::from).into(),
-        capabilities_authenticated,
+        capabilities_authenticated: capabilities_authenticated.into(),
         login_allowed: transcript.login_allowed,
         starttls_available: transcript.starttls,
         server_name: "imap.example.net".into(),

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{Either, select};
@@ -29,7 +30,7 @@ use crate::mesh::{AuthOutcome, Request, Response};
 use crate::services::auth::{self, login};
 use crate::services::imap_append::stage_deferred;
 use crate::services::imap_backend::{StoreBackend, completion, map_err};
-use crate::services::{Input, move_to_owner, open_conn, read_input};
+use crate::services::{Input, move_to_owner, open_conn, wait_input};
 use crate::shard::{SessionGuard, Shard};
 
 /// Advertised before login; after it, everything the session implements.
@@ -38,15 +39,24 @@ const CAPABILITIES: [&str; 5] = ["IMAP4rev1", "IMAP4rev2", "ID", "LITERAL+", "EN
 /// `plaintext_allowed`: whether a password may cross this listener without TLS
 /// (`auth.plaintext_without_tls`); when not, LOGIN waits for STARTTLS.
 pub fn session_config(tls_on: bool, plaintext_allowed: bool) -> ImapConfig {
+    // Built once per thread and shared by its sessions: a copy of ~30 strings per
+    // connection was a good part of what an idle connection cost.
+    thread_local! {
+        static LISTS: (Arc<[String]>, Arc<[String]>) = (
+            CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+            AUTHENTICATED_CAPABILITIES
+                .iter()
+                .copied()
+                .chain([COMPRESS_CAPABILITY])
+                .map(|c| c.to_string())
+                .chain([format!("APPENDLIMIT={}", StoreBackend::APPEND_LIMIT)])
+                .collect(),
+        );
+    }
+    let (capabilities, capabilities_authenticated) = LISTS.with(|l| l.clone());
     ImapConfig {
-        capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
-        capabilities_authenticated: AUTHENTICATED_CAPABILITIES
-            .iter()
-            .copied()
-            .chain([COMPRESS_CAPABILITY])
-            .map(|c| c.to_string())
-            .chain([format!("APPENDLIMIT={}", StoreBackend::APPEND_LIMIT)])
-            .collect(),
+        capabilities,
+        capabilities_authenticated,
         login_allowed: tls_on || plaintext_allowed,
         server_name: "msgstore".into(),
         starttls_available: !tls_on,
@@ -102,7 +112,9 @@ async fn drive(
     guard: SessionGuard,
     mut backend: Option<StoreBackend>,
 ) {
-    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    // Filled by each read and empty (no allocation) while waiting for the client: most
+    // connections are idle most of the time.
+    let mut buf: Vec<u8> = Vec::new();
     // The selected mailbox and the modseq its session has seen.
     let mut watching: Option<(u32, u64)> = None;
     let mut pace = Pace::new(shard.config.limits.imap_commands_per_second, Instant::now());
@@ -116,7 +128,12 @@ async fn drive(
                     start,
                     end,
                 } => match backend.as_ref() {
-                    Some(b) => send_message(&shard, b, &mut conn, &mailbox, uid, start, end).await,
+                    Some(b) => {
+                        Box::pin(send_message(
+                            &shard, b, &mut conn, &mailbox, uid, start, end,
+                        ))
+                        .await
+                    }
                     None => Err(std::io::Error::other("no store before login")),
                 },
             };
@@ -149,11 +166,11 @@ async fn drive(
                     session.compress_started();
                 }
                 ImapEvent::SaslCredentials(request) => {
-                    let answer = auth::sasl_credentials(&shard, peer, request).await;
+                    let answer = Box::pin(auth::sasl_credentials(&shard, peer, request)).await;
                     session.sasl_credentials(answer);
                 }
                 event @ (ImapEvent::Login { .. } | ImapEvent::SaslFinished { .. }) => {
-                    match login_event(&shard, service, peer, event).await {
+                    match Box::pin(login_event(&shard, service, peer, event)).await {
                         Ok(user) => {
                             let owner = shard.owner_of(&user);
                             if owner == shard.id {
@@ -169,8 +186,10 @@ async fn drive(
                             } else {
                                 drop(guard);
                                 let state = SessionHandoff::Imap(Box::new(session.into_handoff()));
-                                move_to_owner(&shard, service, owner, conn, peer, user, state)
-                                    .await;
+                                Box::pin(move_to_owner(
+                                    &shard, service, owner, conn, peer, user, state,
+                                ))
+                                .await;
                                 return;
                             }
                         }
@@ -187,18 +206,18 @@ async fn drive(
             if let (MailboxEvent::Wait(pending), Some(b)) = (&event, backend.as_mut()) {
                 let staged = match b.take_deferred(*pending) {
                     // A large APPEND: its file is made durable before it is staged.
-                    Some(d) => stage_deferred(&shard, b.user(), d).await.map(Some),
+                    Some(d) => Box::pin(stage_deferred(&shard, b.user(), d))
+                        .await
+                        .map(Some),
                     None => Ok(b.take_ticket(*pending)),
                 };
                 let result = match (staged, b.take_admin(*pending)) {
                     (Err(e), _) => Err(e),
-                    (Ok(Some(ticket)), _) => shard
-                        .mail
-                        .commit(ticket)
+                    (Ok(Some(ticket)), _) => Box::pin(shard.mail.commit(ticket))
                         .await
                         .map(completion)
                         .map_err(map_err),
-                    (Ok(None), Some(request)) => account_change(&shard, request).await,
+                    (Ok(None), Some(request)) => Box::pin(account_change(&shard, request)).await,
                     (Ok(None), None) => Err(BackendError::Unavailable),
                 };
                 session.completed(*pending, result, b);
@@ -217,7 +236,7 @@ async fn drive(
             glommio::timer::sleep(wait.min(Duration::from_secs(1))).await;
             continue;
         }
-        let room = session.input_room().clamp(1, buf.len());
+        let room = session.input_room().clamp(1, READ_CHUNK_BYTES);
         let limits = &shard.config.limits;
         let idle = Duration::from_secs(if session.user().is_some() {
             limits.idle_imap_seconds
@@ -225,7 +244,7 @@ async fn drive(
             limits.idle_preauth_seconds
         });
         let input = {
-            let read = std::pin::pin!(read_input(&shard, &mut conn, &mut buf[..room], idle));
+            let read = std::pin::pin!(wait_input(&shard, conn.read_vec(&mut buf, room), idle));
             let change = std::pin::pin!(ChangeWait {
                 shard: &shard,
                 user: backend.as_ref().map(|b| b.user()),

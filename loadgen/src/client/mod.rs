@@ -67,6 +67,8 @@ pub struct RunConfig {
     pub start: Instant,
     /// No new request is issued after this.
     pub deadline: Instant,
+    /// Idle mode: which clients hold a connection (all of them unless a memory ramp steers).
+    pub idle: Arc<idle::IdleControl>,
 }
 
 impl RunConfig {
@@ -152,7 +154,7 @@ impl WorkerCtx {
     }
 
     pub fn past_deadline(&self) -> bool {
-        Instant::now() >= self.cfg.deadline
+        Instant::now() >= self.cfg.deadline || self.cfg.idle.is_done()
     }
 
     /// Takes the interval's measurements, setting the gauges first.

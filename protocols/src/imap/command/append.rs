@@ -191,7 +191,7 @@ impl Core {
                 .extend_from_slice(b"+ Ready for literal data\r\n");
         }
         self.framer.accept_literal_streamed();
-        self.append = Some(AppendStream {
+        self.append = Some(Box::new(AppendStream {
             tag,
             mailbox: name,
             flags,
@@ -199,7 +199,7 @@ impl Core {
             utf8: head.utf8,
             tail_from: self.framer.frame_len(),
             failed: None,
-        });
+        }));
     }
 
     /// Literal data of the streaming APPEND arrived.

@@ -129,12 +129,12 @@ impl Core {
             Some(InitialResponse::Empty) => server.initial(Some(&[])),
             Some(InitialResponse::Data(data)) => server.initial(Some(data.expose())),
         };
-        self.sasl = Some(SaslExchange {
+        self.sasl = Some(Box::new(SaslExchange {
             tag,
             server,
             username: None,
             stage: Stage::ClientLine,
-        });
+        }));
         self.sasl_step(step);
     }
 
