@@ -4,7 +4,7 @@
 //! mutation staged while a sync runs shares the next one. Nothing is acknowledged
 //! before its sync returned and it was applied.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +16,10 @@ use store::{Address, Store, StoreError};
 
 use crate::event::LocalEvent;
 use crate::limits::CHECKPOINT_POLL_MS;
+
+/// A journal sync (fdatasync and the message files of its group) slower than this is
+/// logged: every delivery of the group waited for it.
+const SLOW_SYNC_MS: u64 = 500;
 use crate::shutdown::Shutdown;
 
 pub struct Mail {
@@ -24,6 +28,8 @@ pub struct Mail {
     kick: LocalEvent,
     /// Fired after every sync: waiters look for their ticket's outcome.
     progress: LocalEvent,
+    /// A checkpoint's syncfs runs (beside the committer).
+    checkpointing: Cell<bool>,
 }
 
 impl Mail {
@@ -43,6 +49,7 @@ impl Mail {
             ms: RefCell::new(ms),
             kick: LocalEvent::default(),
             progress: LocalEvent::default(),
+            checkpointing: Cell::new(false),
         })
     }
 
@@ -100,19 +107,42 @@ impl Mail {
         report
     }
 
-    /// The committer: syncs whatever was staged, one sync at a time, and
-    /// checkpoints when the journal is due. Ends when the shard stops and nothing
-    /// staged is left.
+    /// The committer: syncs whatever was staged, one sync at a time, and starts a
+    /// checkpoint when the journal is due. The checkpoint runs beside it (its own task,
+    /// its `syncfs` on a thread of its own): syncs and acknowledgements never wait for a
+    /// checkpoint, which may flush hundreds of megabytes (DESIGN §3; the crash argument
+    /// in `store::journal` needs only that the retired records were applied before the
+    /// syncfs began). Ends when the shard stops and nothing staged is left.
     pub async fn run_committer(self: Rc<Self>, shutdown: Shutdown, shard: usize) {
+        let mut checkpoint: Option<glommio::Task<()>> = None;
         loop {
             self.sync_all(shard).await;
-            self.checkpoint_if_due(shard).await;
+            if let Some(done) = checkpoint.take_if(|_| !self.checkpointing.get()) {
+                done.await;
+            }
+            if checkpoint.is_none()
+                && self.ms.borrow().checkpoint_due()
+                && let Some(target) = self.prepare_checkpoint(shard)
+            {
+                self.checkpointing.set(true);
+                let mail = self.clone();
+                checkpoint = Some(glommio::spawn_local(async move {
+                    mail.run_checkpoint(shard, target).await;
+                    mail.checkpointing.set(false);
+                    mail.kick.notify();
+                }));
+            }
             if shutdown.is_triggered() {
                 // Sessions are gone; one last pass for what they staged, then a
                 // checkpoint, so a cleanly stopped store has an empty journal and
                 // offline tools (reconstruct) start from the user trees alone.
+                if let Some(running) = checkpoint.take() {
+                    running.await;
+                }
                 self.sync_all(shard).await;
-                self.checkpoint(shard).await;
+                if let Some(target) = self.prepare_checkpoint(shard) {
+                    self.run_checkpoint(shard, target).await;
+                }
                 return;
             }
             let kick = self.kick.wait();
@@ -136,7 +166,15 @@ impl Mail {
                     return;
                 }
             };
+            let started = std::time::Instant::now();
             let (target, result) = off_thread(target, SyncTarget::run).await;
+            let took = started.elapsed();
+            if took >= Duration::from_millis(SLOW_SYNC_MS) {
+                tracing::warn!(
+                    "shard {shard}: journal sync took {} ms (deliveries waited for it)",
+                    took.as_millis()
+                );
+            }
             match result {
                 Ok(()) => {
                     self.ms.borrow_mut().synced(&target);
@@ -150,31 +188,73 @@ impl Mail {
         }
     }
 
-    async fn checkpoint_if_due(&self, shard: usize) {
-        if self.ms.borrow().checkpoint_due() {
-            self.checkpoint(shard).await;
+    /// Retires the journal's current segment; `Some` when every record of the retired
+    /// segments is applied (after `sync_all` it is).
+    fn prepare_checkpoint(&self, shard: usize) -> Option<CheckpointTarget> {
+        match self.ms.borrow_mut().prepare_checkpoint() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("shard {shard}: checkpoint: {e}");
+                None
+            }
         }
     }
 
-    async fn checkpoint(&self, shard: usize) {
-        let target = match self.ms.borrow_mut().prepare_checkpoint() {
-            Ok(Some(t)) => t,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::error!("shard {shard}: checkpoint: {e}");
-                return;
-            }
+    /// The checkpoint's syncfs, then the retired segments and expunged files go.
+    async fn run_checkpoint(&self, shard: usize, target: CheckpointTarget) {
+        let started = std::time::Instant::now();
+        let Some((target, result)) = own_thread(target, CheckpointTarget::run).await else {
+            // Like a failed syncfs: no checkpoint again until the shard restarts (and
+            // replays every segment kept).
+            tracing::error!("shard {shard}: the checkpoint thread died");
+            return;
         };
-        let (target, result) = off_thread(target, CheckpointTarget::run).await;
+        tracing::info!(
+            "shard {shard}: checkpoint: syncfs took {} ms",
+            started.elapsed().as_millis()
+        );
         match result {
             Ok(()) => {
                 if let Err(e) = self.ms.borrow_mut().finish_checkpoint(target) {
                     tracing::error!("shard {shard}: checkpoint: {e}");
                 }
             }
+            // The retired segments stay (replay keeps every acknowledged record) and no
+            // checkpoint starts again: after a failed syncfs, what reached the disk is
+            // unknown, and a later syncfs would not report the loss.
             Err(e) => tracing::error!("shard {shard}: checkpoint syncfs: {e}"),
         }
     }
+}
+
+/// Runs a long flush (a checkpoint's `syncfs`) on a thread of its own, not the shard's
+/// helper pool: the journal's fdatasyncs must not queue behind it. When no thread can be
+/// started it runs on the helper pool after all. `None`: the thread died (a panic) and
+/// took the target with it.
+async fn own_thread<T: Send + 'static>(
+    target: T,
+    run: fn(&T) -> std::io::Result<()>,
+) -> Option<(T, std::io::Result<()>)> {
+    // The slot gives the target back when the thread cannot be started (`spawn` drops
+    // the closure, and its handle, then). One checkpoint at a time: never contended.
+    let slot = Arc::new(std::sync::Mutex::new(Some(target)));
+    let (reply, answer) = futures::channel::oneshot::channel();
+    let theirs = slot.clone();
+    let spawned = std::thread::Builder::new()
+        .name("checkpoint".into())
+        .spawn(move || {
+            let taken = theirs.lock().ok().and_then(|mut t| t.take());
+            drop(theirs);
+            if let Some(target) = taken {
+                let r = run(&target);
+                let _ = reply.send((target, r));
+            }
+        });
+    if spawned.is_ok() {
+        return answer.await.ok();
+    }
+    let back = slot.lock().ok().and_then(|mut t| t.take())?;
+    Some(off_thread(back, run).await)
 }
 
 /// Runs a blocking flush (fdatasync, syncfs) on the shard's helper thread and gives

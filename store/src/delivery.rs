@@ -14,7 +14,7 @@
 //! answer    match ms.complete(&t) { Some(Ok(outcome)) => …, Some(Err(e)) => …, None => wait }
 //! read      ms.open_mailbox(&user, "INBOX")? -> MailboxView;  ms.status(..);  ms.list_mailboxes(..)
 //! tidy      if ms.checkpoint_due() { if let Some(c) = ms.prepare_checkpoint()? {
-//!               /* helper thread */ c.run() /* syncfs */;  ms.finish_checkpoint(c)? } }
+//!               /* own thread, syncs go on */ c.run() /* syncfs */;  ms.finish_checkpoint(c)? } }
 //! ```
 //!
 //! Nothing staged is visible or acknowledged before `synced` applied it. The crash argument
@@ -227,7 +227,7 @@ impl Mailstore {
                     let dir = crate::mailbox::mailbox_dir(&store.user_dir(user), *mailbox);
                     let path = dir.join(format!("recovered-{}", r.seq));
                     std::fs::create_dir_all(&dir)
-                        .and_then(|()| std::fs::write(&path, message))
+                        .and_then(|()| std::fs::write(&path, &message[..]))
                         .map_err(|e| StoreError::io(&path, e))?;
                     report.repairs.push(format!(
                         "{} journal record {}: unapplied -> kept",
@@ -305,7 +305,7 @@ impl Mailstore {
         let n = ops.len();
         let mut last_seq = 0;
         for (i, (op, cache, staged_bytes)) in ops.into_iter().enumerate() {
-            let seq = match self.journal.append(&op.encode()) {
+            let seq = match self.journal.append_op(&op) {
                 Ok(seq) => seq,
                 Err(e) => {
                     self.space_short |= is_no_space(&e);
@@ -527,7 +527,7 @@ impl Mailstore {
             keywords: flags.keywords.clone(),
             internaldate: date.unix_secs,
             tz_minutes: date.tz_minutes,
-            message,
+            message: Arc::new(message),
         };
         let reserve = self.reservation(user, entry.id)?;
         self.push_reserved(reserve, vec![(op, Some(cache), size)])

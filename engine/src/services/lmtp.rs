@@ -24,9 +24,10 @@ use protocols::lmtp::{LmtpConfig, LmtpEvent, LmtpSession, RecipientCheck, Reply}
 use store::Address;
 
 use crate::config::Service;
-use crate::limits::{LMTP_IDLE_SECONDS, READ_CHUNK_BYTES};
+use crate::limits::LMTP_IDLE_SECONDS;
 use crate::mesh::{DeliveryResult, Request, Response};
 use crate::shard::Shard;
+use protocols::limits::LMTP_INPUT_BUFFER_BYTES_MAX as LMTP_READ_BYTES;
 
 /// A client on TCP (the shared port or the shard's own).
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
@@ -48,7 +49,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(shard: &Rc<Shard>, mut conn:
         ..LmtpConfig::default()
     });
     let mut message: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    // Messages arrive in bulk: reads as large as the session can take (its input
+    // limit) rather than the 4 KB chunks of the line protocols, so a message of tens of
+    // kilobytes is a read or two, not a dozen.
+    let mut buf = vec![0u8; LMTP_READ_BYTES];
     loop {
         while let Some(out) = session.poll_output() {
             if conn.write_all(&out).await.is_err() {
@@ -61,6 +65,8 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(shard: &Rc<Shard>, mut conn:
                     let check = validate(shard, &address, mail_size).await;
                     session.recipient_checked(check);
                 }
+                // The first piece becomes the message (a small one is one piece).
+                LmtpEvent::Data { bytes } if message.is_empty() => message = bytes,
                 LmtpEvent::Data { bytes } => message.extend_from_slice(&bytes),
                 LmtpEvent::DiscardData => message.clear(),
                 LmtpEvent::Deliver {
@@ -315,13 +321,28 @@ fn severity(r: &DeliveryResult) -> u8 {
     }
 }
 
-/// Follows the forwarding database for `user` on a helper thread (small reads of
-/// entries that may belong to any bucket).
+/// Follows the forwarding database for `user`. Most recipients have no entry and are an
+/// account here: that is two lookups in the page cache (a failed open, a stat), done
+/// on the shard, which costs less than the round trip to a helper thread. Anything else
+/// (an entry to follow, reads of entries in any bucket) runs on a helper thread.
 async fn resolve(
     shard: &Rc<Shard>,
     user: &Address,
 ) -> Result<store::forward::Resolution, store::StoreError> {
     let store = shard.store.clone();
+    if store.forward(user)?.is_none() && store.profile_path(user).is_file() {
+        return Ok(store::forward::Resolution {
+            local: vec![user.clone()],
+            // As the walk files it: with the +detail its canonical name gives (none).
+            local_targets: vec![(
+                user.clone(),
+                Address::parse_recipient(user.as_str())
+                    .ok()
+                    .and_then(|(_, detail)| detail),
+            )],
+            ..store::forward::Resolution::default()
+        });
+    }
     let user = user.clone();
     glommio::executor()
         .spawn_blocking(move || {

@@ -505,7 +505,8 @@ impl Core {
         if input.is_empty() {
             return false;
         }
-        let mut bytes = Vec::new();
+        // Decoded data is at most the input plus a CR per bare LF: rarely more.
+        let mut bytes = Vec::with_capacity(input.len());
         let decoded = decoder.decode(input, &mut bytes);
         let nul = decoder.saw_nul();
         self.input.consume(decoded.consumed);

@@ -41,15 +41,23 @@
 //! When the journal is large, the engine asks for a checkpoint: the current segment is
 //! retired and a new one started; once every record of the retired segments is synced
 //! and applied, the engine runs `syncfs` on every root's file system ([`CheckpointTarget`])
-//! off-thread, and then the retired segments are deleted.
+//! on a thread of its own, and then the retired segments are deleted. The group commit
+//! goes on meanwhile: new records go to the new segment and are synced, applied and
+//! acknowledged while the syncfs runs, which may take seconds (it writes back every
+//! message file written since the last checkpoint, and whatever else is dirty on those
+//! file systems). Starting the message files' writeback early instead
+//! (`POSIX_FADV_DONTNEED` after each write) was measured: 10% fewer LMTP deliveries/s,
+//! for a shorter syncfs that no longer holds anything up.
 //!
 //! # Crash argument
 //!
 //! 1. A mutation is acknowledged only after its record is covered by a completed fdatasync
 //!    of its segment, and (for a new segment) by an fsync of the journal directory. So at
 //!    any crash, every acknowledged mutation is in a durable segment, unless that segment
-//!    was deleted — which happens only after a `syncfs` of every root completed *after*
-//!    the record was applied: its effects are then in durable files of the user tree.
+//!    was deleted — which happens only after a `syncfs` of every root that *began after*
+//!    every record of the segment was applied has completed: its effects are then in
+//!    durable files of the user tree. Records applied while that syncfs runs are in the
+//!    current segment, which the checkpoint does not delete.
 //! 2. A crash during a write leaves a torn last record: its length or CRC is wrong, replay
 //!    stops there and cuts the segment. It was never acknowledged (the fdatasync covering it
 //!    had not returned), and neither was anything after it.
@@ -117,11 +125,17 @@ pub fn encode_segment_header(shard: u32, first_seq: u64) -> [u8; SEGMENT_HEADER_
 
 /// Encodes one record frame.
 pub fn encode_frame(seq: u64, payload: &[u8]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
-    b.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    b.extend_from_slice(&[0; 4]);
+    frame_with(seq, |b| b.extend_from_slice(payload))
+}
+
+/// A frame whose payload `payload` appends to the buffer: no copy of the payload.
+fn frame_with(seq: u64, payload: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut b = Vec::with_capacity(FRAME_HEADER_BYTES + 64);
+    b.extend_from_slice(&[0; 8]);
     b.extend_from_slice(&seq.to_le_bytes());
-    b.extend_from_slice(payload);
+    payload(&mut b);
+    let len = (b.len() - FRAME_HEADER_BYTES) as u32;
+    b[0..4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32fast::hash(&b[8..]);
     b[4..8].copy_from_slice(&crc.to_le_bytes());
     b
@@ -153,7 +167,7 @@ pub struct SyncTarget {
 pub struct MessageWrite {
     seq: u64,
     path: PathBuf,
-    bytes: Vec<u8>,
+    bytes: std::sync::Arc<Vec<u8>>,
     done: std::sync::atomic::AtomicBool,
 }
 
@@ -170,7 +184,7 @@ impl SyncTarget {
             d.sync_all()?;
         }
         for w in &self.writes {
-            if fs::write(&w.path, &w.bytes).is_ok() {
+            if fs::write(&w.path, &w.bytes[..]).is_ok() {
                 w.done.store(true, std::sync::atomic::Ordering::Release);
             } else {
                 let _ = fs::remove_file(&w.path);
@@ -180,7 +194,7 @@ impl SyncTarget {
     }
 
     /// Adds the message file of record `seq` to write after the sync.
-    pub(crate) fn add_write(&mut self, seq: u64, path: PathBuf, bytes: Vec<u8>) {
+    pub(crate) fn add_write(&mut self, seq: u64, path: PathBuf, bytes: std::sync::Arc<Vec<u8>>) {
         self.writes.push(MessageWrite {
             seq,
             path,
@@ -318,19 +332,31 @@ impl Journal {
     /// Appends a record (page cache only) and returns its sequence number. On error
     /// nothing of it is left in the segment.
     pub fn append(&mut self, payload: &[u8]) -> Result<u64> {
+        let frame = encode_frame(self.next_seq, payload);
+        self.append_frame(frame)
+    }
+
+    /// [`Journal::append`] of an op's record, encoded straight into its frame (a
+    /// delivery's record holds the message: one copy fewer).
+    pub fn append_op(&mut self, op: &record::Op) -> Result<u64> {
+        let frame = frame_with(self.next_seq, |b| op.encode_into(b));
+        self.append_frame(frame)
+    }
+
+    fn append_frame(&mut self, frame: Vec<u8>) -> Result<u64> {
         if let Some(reason) = &self.poisoned {
             return Err(StoreError::JournalFailed {
                 reason: reason.clone(),
             });
         }
-        if payload.len() > JOURNAL_RECORD_BYTES_MAX {
+        let payload_len = frame.len() - FRAME_HEADER_BYTES;
+        if payload_len > JOURNAL_RECORD_BYTES_MAX {
             return Err(StoreError::InvalidValue {
                 field: "journal record",
-                reason: format!("{} bytes is too large", payload.len()),
+                reason: format!("{payload_len} bytes is too large"),
             });
         }
         let seq = self.next_seq;
-        let frame = encode_frame(seq, payload);
         let seg = &mut self.current;
         if let Err(e) = seg.file.write_all_at(&frame, seg.bytes) {
             if seg.file.set_len(seg.bytes).is_err() {

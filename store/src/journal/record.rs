@@ -23,6 +23,8 @@
 //! Every record says what the tree must look like afterwards (UIDs and modseqs are
 //! assigned before the record is written), which is what makes applying it twice harmless.
 
+use std::sync::Arc;
+
 use crate::address::Address;
 use crate::error::{Result, StoreError};
 use crate::limits::{JOURNAL_RECORD_BYTES_MAX, KEYWORDS_PER_MAILBOX_MAX, UIDS_PER_RECORD_MAX};
@@ -47,7 +49,8 @@ pub enum Op {
         keywords: Vec<String>,
         internaldate: i64,
         tz_minutes: i16,
-        message: Vec<u8>,
+        /// Shared, not copied, with the helper thread that writes the message file.
+        message: Arc<Vec<u8>>,
     },
     Copy {
         user: Address,
@@ -108,7 +111,19 @@ impl Op {
 
     /// The payload bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer(Vec::with_capacity(64));
+        let mut b = Vec::new();
+        self.encode_into(&mut b);
+        b
+    }
+
+    /// Appends the payload to `out` (the journal encodes straight into its frame).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(std::mem::take(out));
+        self.encode_to(&mut w);
+        *out = w.0;
+    }
+
+    fn encode_to(&self, w: &mut Writer) {
         match self {
             Op::Deliver {
                 user,
@@ -220,7 +235,6 @@ impl Op {
                 w.bytes(name.as_bytes());
             }
         }
-        w.0
     }
 
     /// Parses a payload; anything malformed is `Corrupt` (the frame CRC passed, so this
@@ -237,7 +251,7 @@ impl Op {
                 keywords: r.keywords()?,
                 internaldate: r.u64()? as i64,
                 tz_minutes: i16::from_le_bytes(r.array()?),
-                message: r.bytes()?.to_vec(),
+                message: Arc::new(r.bytes()?.to_vec()),
             },
             2 => {
                 let user = r.user()?;
@@ -430,7 +444,7 @@ mod tests {
             keywords: vec!["$X".into()],
             internaldate: -1,
             tz_minutes: 60,
-            message: b"M\r\n".to_vec(),
+            message: Arc::new(b"M\r\n".to_vec()),
         };
         let b = op.encode();
         assert_eq!(
