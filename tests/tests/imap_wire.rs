@@ -78,13 +78,19 @@ ctx.verify_mode = ssl.CERT_NONE
 session(imaplib.IMAP4_SSL('127.0.0.1', imaps, ssl_context=ctx), 'tls')
 "#;
 
-#[test]
-fn compress_deflate_with_imaplib_plain_and_tls() {
+/// A site whose one account is ann@example.com, password `pw` (every client here).
+fn site_with_ann() -> Site {
     let site = Site::new(Options::default());
     site.cli_ok(
         &["account", "add", "ann@example.com", "--password-stdin"],
         Some("pw\n"),
     );
+    site
+}
+
+#[test]
+fn compress_deflate_with_imaplib_plain_and_tls() {
+    let site = site_with_ann();
     let server = site.start();
     let out = python(
         COMPRESS_CLIENT,
@@ -243,11 +249,7 @@ print('third agree', server_state() == local_state() == server)
 
 #[test]
 fn mbsync_syncs_a_multi_folder_account_both_ways() {
-    let site = Site::new(Options::default());
-    site.cli_ok(
-        &["account", "add", "ann@example.com", "--password-stdin"],
-        Some("pw\n"),
-    );
+    let site = site_with_ann();
     let server = site.start();
     let work = tempfile::tempdir().expect("temp dir");
     let out = python(
@@ -322,11 +324,7 @@ print('bye', f.readline().decode().strip())
 
 #[test]
 fn fifty_megabyte_append_streams_to_disk() {
-    let site = Site::new(Options::default());
-    site.cli_ok(
-        &["account", "add", "ann@example.com", "--password-stdin"],
-        Some("pw\n"),
-    );
+    let site = site_with_ann();
     let server = site.start();
     let out = python(
         BIG_APPEND_CLIENT,
@@ -369,11 +367,7 @@ print('logout', m.logout()[0])
 
 #[test]
 fn large_bodies_by_sendfile_on_plain_connections() {
-    let site = Site::new(Options::default());
-    site.cli_ok(
-        &["account", "add", "ann@example.com", "--password-stdin"],
-        Some("pw\n"),
-    );
+    let site = site_with_ann();
     let server = site.start();
     let out = python(SENDFILE_CLIENT, &[&site.ports.imap.to_string()]);
     assert_eq!(
