@@ -403,12 +403,25 @@ fn field_values(header: &str, wanted: &str) -> Option<String> {
 
 /// True when `key` looks at one of `fields` (so the backend's lines are worth asking for).
 fn uses_fields(key: &SearchKey, fields: &[&str]) -> bool {
+    let mut found = false;
+    each_leaf(key, &mut |k| {
+        if let SearchKey::Header { field, .. } = k {
+            found |= fields.iter().any(|f| f.eq_ignore_ascii_case(field));
+        }
+    });
+    found
+}
+
+/// Calls `f` on every key of the tree that is not NOT, OR or an AND list.
+fn each_leaf(key: &SearchKey, f: &mut dyn FnMut(&SearchKey)) {
     match key {
-        SearchKey::Header { field, .. } => fields.iter().any(|f| f.eq_ignore_ascii_case(field)),
-        SearchKey::Not(k) => uses_fields(k, fields),
-        SearchKey::Or(a, b) => uses_fields(a, fields) || uses_fields(b, fields),
-        SearchKey::And(keys) => keys.iter().any(|k| uses_fields(k, fields)),
-        _ => false,
+        SearchKey::Not(k) => each_leaf(k, f),
+        SearchKey::Or(a, b) => {
+            each_leaf(a, f);
+            each_leaf(b, f);
+        }
+        SearchKey::And(keys) => keys.iter().for_each(|k| each_leaf(k, f)),
+        leaf => f(leaf),
     }
 }
 
@@ -513,18 +526,13 @@ fn prepare(key: &SearchKey) -> SearchKey {
 
 /// Every header field `key` names, with its [`field_prefix`].
 fn prefixes(key: &SearchKey, out: &mut Vec<(String, String)>) {
-    match key {
-        SearchKey::Header { field, .. } if !out.iter().any(|(f, _)| f == field) => {
+    each_leaf(key, &mut |k| {
+        if let SearchKey::Header { field, .. } = k
+            && !out.iter().any(|(f, _)| f == field)
+        {
             out.push((field.clone(), field_prefix(field)));
         }
-        SearchKey::Not(k) => prefixes(k, out),
-        SearchKey::Or(a, b) => {
-            prefixes(a, out);
-            prefixes(b, out);
-        }
-        SearchKey::And(keys) => keys.iter().for_each(|k| prefixes(k, out)),
-        _ => {}
-    }
+    });
 }
 
 fn eval(key: &SearchKey, cx: &Context<'_>, content: &mut Content<'_>) -> bool {
@@ -588,13 +596,9 @@ fn eval(key: &SearchKey, cx: &Context<'_>, content: &mut Content<'_>) -> bool {
 }
 
 fn uses_modseq(key: &SearchKey) -> bool {
-    match key {
-        SearchKey::ModSeq(_) => true,
-        SearchKey::Not(k) => uses_modseq(k),
-        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
-        SearchKey::And(keys) => keys.iter().any(uses_modseq),
-        _ => false,
-    }
+    let mut found = false;
+    each_leaf(key, &mut |k| found |= matches!(k, SearchKey::ModSeq(_)));
+    found
 }
 
 impl Core {
