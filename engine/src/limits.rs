@@ -73,6 +73,10 @@ pub const AUTH_CACHE_SECONDS: u64 = 600;
 /// Bytes of a message file read and written per step when FETCH streams a body.
 pub const IMAP_FETCH_CHUNK_BYTES: usize = 64 * 1024;
 
+/// A journal sync (fdatasync and the message files of its group) slower than this is
+/// logged: every delivery of the group waited for it.
+pub const SLOW_SYNC_MS: u64 = 500;
+
 /// Message bytes at least this many go by sendfile(2) when the connection is plain
 /// (no TLS, no COMPRESS): POP3 RETR with no stuffing needed, IMAP FETCH of a body or
 /// section. Below it one read and one write cost less than the extra file open and

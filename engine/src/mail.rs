@@ -15,11 +15,7 @@ use store::journal::SyncTarget;
 use store::{Address, Store, StoreError};
 
 use crate::event::LocalEvent;
-use crate::limits::CHECKPOINT_POLL_MS;
-
-/// A journal sync (fdatasync and the message files of its group) slower than this is
-/// logged: every delivery of the group waited for it.
-const SLOW_SYNC_MS: u64 = 500;
+use crate::limits::{CHECKPOINT_POLL_MS, SLOW_SYNC_MS};
 use crate::shutdown::Shutdown;
 
 pub struct Mail {
