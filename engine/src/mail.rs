@@ -211,9 +211,28 @@ impl Mail {
         );
         match result {
             Ok(()) => {
-                if let Err(e) = self.ms.borrow_mut().finish_checkpoint(target) {
-                    tracing::error!("shard {shard}: checkpoint: {e}");
-                }
+                let files = match self.ms.borrow_mut().finish_checkpoint_segments(target) {
+                    Ok(files) => files,
+                    Err(e) => {
+                        tracing::error!("shard {shard}: checkpoint: {e}");
+                        return;
+                    }
+                };
+                // The unlinks run on a thread of their own: on the shard they held every
+                // session for as long as thousands of unlinks take.
+                let failed = if files.is_empty() {
+                    Vec::new()
+                } else {
+                    let paths = files.paths().to_vec();
+                    match on_own_thread("expunged", move || files.remove()).await {
+                        Some(failed) => failed,
+                        None => paths
+                            .into_iter()
+                            .map(|p| (p, "the removing thread died".to_owned()))
+                            .collect(),
+                    }
+                };
+                self.ms.borrow_mut().expunged_removed(failed);
             }
             // The retired segments stay (replay keeps every acknowledged record) and no
             // checkpoint starts again: after a failed syncfs, what reached the disk is
@@ -231,26 +250,36 @@ async fn own_thread<T: Send + 'static>(
     target: T,
     run: fn(&T) -> std::io::Result<()>,
 ) -> Option<(T, std::io::Result<()>)> {
-    // The slot gives the target back when the thread cannot be started (`spawn` drops
-    // the closure, and its handle, then). One checkpoint at a time: never contended.
-    let slot = Arc::new(std::sync::Mutex::new(Some(target)));
+    on_own_thread("checkpoint", move || {
+        let r = run(&target);
+        (target, r)
+    })
+    .await
+}
+
+/// Runs blocking work on a thread of its own (falling back to the shard's helper pool
+/// when no thread can be started). `None`: the work panicked.
+async fn on_own_thread<R: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let slot = Arc::new(std::sync::Mutex::new(Some(work)));
     let (reply, answer) = futures::channel::oneshot::channel();
     let theirs = slot.clone();
     let spawned = std::thread::Builder::new()
-        .name("checkpoint".into())
+        .name(name.into())
         .spawn(move || {
             let taken = theirs.lock().ok().and_then(|mut t| t.take());
             drop(theirs);
-            if let Some(target) = taken {
-                let r = run(&target);
-                let _ = reply.send((target, r));
+            if let Some(work) = taken {
+                let _ = reply.send(work());
             }
         });
     if spawned.is_ok() {
         return answer.await.ok();
     }
     let back = slot.lock().ok().and_then(|mut t| t.take())?;
-    Some(off_thread(back, run).await)
+    Some(glommio::executor().spawn_blocking(back).await)
 }
 
 /// Runs a blocking flush (fdatasync, syncfs) on the shard's helper thread and gives

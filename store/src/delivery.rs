@@ -15,6 +15,9 @@
 //! read      ms.open_mailbox(&user, "INBOX")? -> MailboxView;  ms.status(..);  ms.list_mailboxes(..)
 //! tidy      if ms.checkpoint_due() { if let Some(c) = ms.prepare_checkpoint()? {
 //!               /* own thread, syncs go on */ c.run() /* syncfs */;  ms.finish_checkpoint(c)? } }
+//!           // or, to keep the unlinks of expunged files off the shard thread:
+//!           //   let files = ms.finish_checkpoint_segments(c)?;
+//!           //   /* own thread */ let failed = files.remove();  ms.expunged_removed(failed);
 //! ```
 //!
 //! Nothing staged is visible or acknowledged before `synced` applied it. The crash argument
@@ -882,20 +885,51 @@ impl Mailstore {
     /// The syncfs returned `Ok`: deletes the retired journal segments and the files
     /// expunged before the checkpoint began.
     pub fn finish_checkpoint(&mut self, target: CheckpointTarget) -> Result<()> {
-        self.checkpoint_out = false;
+        let files = self.finish_checkpoint_segments(target)?;
+        let failed = files.remove();
+        self.expunged_removed(failed);
+        Ok(())
+    }
+
+    /// The first half of [`Mailstore::finish_checkpoint`]: deletes the retired journal
+    /// segments and hands over the files expunged before the checkpoint began, to be
+    /// removed off the shard thread (thousands of unlinks after an EXPUNGE of a large
+    /// mailbox held every session of the shard for up to seconds). No checkpoint starts
+    /// until [`Mailstore::expunged_removed`] is called.
+    pub fn finish_checkpoint_segments(
+        &mut self,
+        target: CheckpointTarget,
+    ) -> Result<ExpungedFiles> {
         self.space_short = false;
-        self.journal.finish_checkpoint()?;
-        for p in &target.unlink {
-            remove_path(p)?;
+        if let Err(e) = self.journal.finish_checkpoint() {
+            // The files stay queued for the next checkpoint.
+            self.trees.unlink_queued.extend(target.unlink);
+            self.checkpoint_out = false;
+            return Err(e);
         }
-        // The files expunged before the checkpoint are gone: their records and cache
-        // entries are dead weight now.
+        Ok(ExpungedFiles {
+            paths: target.unlink,
+        })
+    }
+
+    /// The expunged files are removed, except `failed` (queued again for the next
+    /// checkpoint, each a repair line). Compacts the indexes (the records and cache
+    /// entries of removed files are dead weight now) and allows the next checkpoint.
+    pub fn expunged_removed(&mut self, failed: Vec<(PathBuf, String)>) {
+        for (path, reason) in failed {
+            self.trees.repairs.push(format!(
+                "{}: not removed ({reason}) -> retried at the next checkpoint",
+                path.display()
+            ));
+            self.trees.unlink_queued.push(path);
+        }
+        // Tombstones of files still queued stay (see `Trees::compact`).
         if let Err(e) = self.trees.compact() {
             self.trees.repairs.push(format!(
                 "compaction: failed ({e}) -> retried at the next checkpoint"
             ));
         }
-        Ok(())
+        self.checkpoint_out = false;
     }
 
     // ---- reading -------------------------------------------------------------------
@@ -1027,6 +1061,38 @@ fn too_many_uids() -> StoreError {
     StoreError::InvalidValue {
         field: "uids",
         reason: format!("more than {UIDS_PER_RECORD_MAX} in one command"),
+    }
+}
+
+/// Message files and mailbox directories expunged before a checkpoint, to remove once its
+/// syncfs completed (see the journal's crash argument, point 5). `Send`: the engine
+/// removes them on a thread of its own.
+#[derive(Debug)]
+pub struct ExpungedFiles {
+    paths: Vec<PathBuf>,
+}
+
+impl ExpungedFiles {
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// The paths, for the caller to queue again when the removing thread is lost.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// Removes every file (a directory with its contents). Blocking. Returns the ones
+    /// that could not be removed, with the reason; a file already gone is removed.
+    pub fn remove(&self) -> Vec<(PathBuf, String)> {
+        self.paths
+            .iter()
+            .filter_map(|p| remove_path(p).err().map(|e| (p.clone(), e.to_string())))
+            .collect()
     }
 }
 

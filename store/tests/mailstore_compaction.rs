@@ -129,3 +129,71 @@ fn expunged_records_and_cache_bytes_are_reclaimed() -> Result<()> {
     check(&ms.open_mailbox(&user, "INBOX")?, &live_now);
     Ok(())
 }
+
+/// The engine's way: the segments go on the shard, the expunged files on another thread;
+/// until `expunged_removed` no checkpoint starts, and a file that could not be removed is
+/// queued again (with a repair line), not forgotten.
+#[test]
+fn expunged_files_are_removed_apart_from_the_checkpoint() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
+    let store = Arc::new(Store::open(&[dir.path().join("r0")], 2)?);
+    let user = Address::parse("apart@example.com")?;
+    store.create_account(NewAccount {
+        address: user.clone(),
+        name: String::new(),
+        quota_bytes: 0,
+        flags: UsageFlags::default_new(),
+        password_hash: None,
+    })?;
+    let (mut ms, _) = Mailstore::open(store.clone(), 0)?;
+    for n in 0..40 {
+        let m = format!("Subject: {n}\r\nFrom: a@b.c\r\n\r\nbody {n}\r\n");
+        ms.stage_deliver(
+            &user,
+            None,
+            m.as_bytes(),
+            &Flags::default(),
+            InternalDate::now(),
+        )?;
+    }
+    flush(&mut ms)?;
+    let inbox = store.user_dir(&user).join("mail/1");
+    ms.stage_expunge(&user, "INBOX", &(1..=30).collect::<Vec<u32>>())?;
+    flush(&mut ms)?;
+    let c = ms
+        .prepare_checkpoint()?
+        .ok_or_else(|| StoreError::corrupt("checkpoint", "not ready"))?;
+    c.run().map_err(|e| StoreError::io("syncfs", e))?;
+    let files = ms.finish_checkpoint_segments(c)?;
+    assert_eq!(files.len(), 30);
+    // Nothing removed yet, and no second checkpoint while the removal is out.
+    assert!(inbox.join("1").exists() && inbox.join("30").exists());
+    assert!(ms.prepare_checkpoint()?.is_none());
+    let mut failed = files.remove();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(!inbox.join("1").exists() && !inbox.join("30").exists());
+    // Pretend file 7 could not be removed: it is queued again.
+    fs::write(inbox.join("7"), b"still here").map_err(|e| StoreError::io("7", e))?;
+    failed.push((inbox.join("7"), "test".to_owned()));
+    ms.expunged_removed(failed);
+    assert!(
+        ms.take_repairs()
+            .iter()
+            .any(|r| r.contains("not removed (test)")),
+        "repair line"
+    );
+    let view = ms.open_mailbox(&user, "INBOX")?;
+    check(&view, &(31..=40).collect::<Vec<u32>>());
+    // The next checkpoint removes it.
+    ms.stage_deliver(
+        &user,
+        None,
+        b"Subject: x\r\n\r\ny\r\n",
+        &Flags::default(),
+        InternalDate::now(),
+    )?;
+    flush(&mut ms)?;
+    checkpoint(&mut ms)?;
+    assert!(!inbox.join("7").exists());
+    Ok(())
+}
