@@ -396,22 +396,26 @@ fn cached_field_values(lines: &[u8], field: &str, wanted: &str) -> Option<String
 /// unfolded, uppercased, trimmed, then a line feed. SEARCH FROM/TO/SUBJECT spent most of
 /// its time building and splitting the intermediate strings.
 fn push_ascii_value(value: &[u8], out: &mut String) {
+    // Trimming first gives the same text: unfolding only turns whitespace into a space.
+    let Ok(value) = std::str::from_utf8(value) else {
+        return;
+    };
+    let mut rest = value.trim();
     let start = out.len();
-    let mut i = 0;
-    while i < value.len() {
-        if value[i..].starts_with(b"\r\n ") || value[i..].starts_with(b"\r\n\t") {
+    // Stretches between folds are copied whole and uppercased in place.
+    while let Some(i) = memchr::memchr(b'\r', rest.as_bytes()) {
+        let bytes = rest.as_bytes();
+        if bytes.get(i + 1) == Some(&b'\n') && matches!(bytes.get(i + 2), Some(b' ' | b'\t')) {
+            out.push_str(&rest[..i]);
             out.push(' ');
-            i += 3;
+            rest = &rest[i + 3..];
         } else {
-            out.push(char::from(value[i].to_ascii_uppercase()));
-            i += 1;
+            out.push_str(&rest[..=i]);
+            rest = &rest[i + 1..];
         }
     }
-    // `str::trim` on ASCII: the whitespace it removes is all single bytes.
-    let end = start + out[start..].trim_end().len();
-    out.truncate(end);
-    let lead = out[start..].len() - out[start..].trim_start().len();
-    out.drain(start..start + lead);
+    out.push_str(rest);
+    out[start..].make_ascii_uppercase();
     out.push('\n');
 }
 
