@@ -235,6 +235,85 @@ fn flags(f: &b::Flags) -> Flags {
     }
 }
 
+/// The message lists sessions share (`b::MessageList`), one per mailbox state, on this
+/// shard's thread: sessions that selected or caught up with the same mailbox at the same
+/// state hold one list instead of one copy each. Weak: a list lives as long as a session
+/// holds it.
+#[derive(Default)]
+struct SharedLists {
+    lists: HashMap<(Address, u32), SharedList, ahash::RandomState>,
+}
+
+struct SharedList {
+    /// The state the list is of: any change (append, flags, expunge) raises the modseq.
+    uidvalidity: u32,
+    uidnext: u32,
+    highest_modseq: u64,
+    list: std::sync::Weak<Vec<b::MessageMeta>>,
+}
+
+/// Entries past this many are pruned of lists no session holds any more.
+const SHARED_LISTS_PRUNE: usize = 1024;
+
+thread_local! {
+    static SHARED_LISTS: std::cell::RefCell<SharedLists> = Default::default();
+}
+
+/// The live messages of `view` as a list shared with other sessions on this shard.
+fn shared_list(user: &Address, view: &store::mailbox::MailboxView) -> b::MessageList {
+    let state = |e: &SharedList| {
+        e.uidvalidity == view.uidvalidity()
+            && e.uidnext == view.uidnext()
+            && e.highest_modseq == view.highest_modseq()
+    };
+    let key = (user.clone(), view.id());
+    if let Some(list) = SHARED_LISTS.with_borrow(|s| {
+        s.lists
+            .get(&key)
+            .filter(|e| state(e))
+            .and_then(|e| e.list.upgrade())
+    }) {
+        return list;
+    }
+    let list: b::MessageList =
+        std::sync::Arc::new(view.records().map(|r| meta_of(view, r)).collect());
+    SHARED_LISTS.with_borrow_mut(|s| {
+        if s.lists.len() >= SHARED_LISTS_PRUNE {
+            s.lists.retain(|_, e| e.list.strong_count() > 0);
+        }
+        s.lists.insert(
+            key,
+            SharedList {
+                uidvalidity: view.uidvalidity(),
+                uidnext: view.uidnext(),
+                highest_modseq: view.highest_modseq(),
+                list: std::sync::Arc::downgrade(&list),
+            },
+        );
+    });
+    list
+}
+
+/// A live record as the session sees it.
+fn meta_of(
+    view: &store::mailbox::MailboxView,
+    r: &store::mailbox::index::Record,
+) -> b::MessageMeta {
+    b::MessageMeta {
+        uid: r.uid,
+        flags: b::Flags {
+            system: b::SystemFlags(r.flags.0),
+            keywords: view.keyword_names(r),
+        },
+        modseq: r.modseq,
+        internaldate: b::InternalDate {
+            unix_secs: r.internaldate,
+            tz_minutes: r.tz_minutes,
+        },
+        size: r.size,
+    }
+}
+
 fn meta(info: store::mailbox::MessageInfo) -> b::MessageMeta {
     b::MessageMeta {
         uid: info.uid,
@@ -335,12 +414,7 @@ impl b::ImapBackend for StoreBackend {
             .mail
             .with(|ms| ms.open_mailbox(&self.user, mailbox))
             .map_err(map_err)?;
-        let messages = view
-            .uids()
-            .into_iter()
-            .filter_map(|uid| view.info(uid))
-            .map(meta)
-            .collect();
+        let messages = shared_list(&self.user, &view);
         let id = view.id();
         let highest = view.highest_modseq();
         self.shard
@@ -388,6 +462,7 @@ impl b::ImapBackend for StoreBackend {
             updated: c.updated.into_iter().map(meta).collect(),
             expunged: c.expunged,
             live_uids: c.live,
+            current: Some(shared_list(&self.user, &view)),
         })
     }
 
