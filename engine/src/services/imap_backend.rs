@@ -259,24 +259,54 @@ thread_local! {
     static SHARED_LISTS: std::cell::RefCell<SharedLists> = Default::default();
 }
 
+/// The shared list of the live messages of `view` as it is, if a session holds one.
+fn shared_list_cached(
+    user: &Address,
+    view: &store::mailbox::MailboxView,
+) -> Option<b::MessageList> {
+    SHARED_LISTS.with_borrow(|s| {
+        s.lists
+            .get(&(user.clone(), view.id()))
+            .filter(|e| {
+                e.uidvalidity == view.uidvalidity()
+                    && e.uidnext == view.uidnext()
+                    && e.highest_modseq == view.highest_modseq()
+            })
+            .and_then(|e| e.list.upgrade())
+    })
+}
+
 /// The live messages of `view` as a list shared with other sessions on this shard.
 fn shared_list(user: &Address, view: &store::mailbox::MailboxView) -> b::MessageList {
-    let state = |e: &SharedList| {
-        e.uidvalidity == view.uidvalidity()
-            && e.uidnext == view.uidnext()
-            && e.highest_modseq == view.highest_modseq()
-    };
-    let key = (user.clone(), view.id());
-    if let Some(list) = SHARED_LISTS.with_borrow(|s| {
-        s.lists
-            .get(&key)
-            .filter(|e| state(e))
-            .and_then(|e| e.list.upgrade())
-    }) {
+    if let Some(list) = shared_list_cached(user, view) {
         return list;
     }
     let list: b::MessageList =
         std::sync::Arc::new(view.records().map(|r| meta_of(view, r)).collect());
+    remember_list(user, view, &list);
+    list
+}
+
+/// Whether `list` is the live messages of `view` (UIDs, flags, keyword counts,
+/// modseqs, dates and sizes compared; keyword names not, they follow the bits).
+fn list_is_view(list: &[b::MessageMeta], view: &store::mailbox::MailboxView) -> bool {
+    let mut list = list.iter();
+    view.records().all(|r| {
+        list.next().is_some_and(|m| {
+            m.uid == r.uid
+                && m.flags.system.0 == r.flags.0
+                && m.flags.keywords.len() == r.keywords.count_ones() as usize
+                && m.modseq == r.modseq
+                && m.internaldate.unix_secs == r.internaldate
+                && m.internaldate.tz_minutes == r.tz_minutes
+                && m.size == r.size
+        })
+    }) && list.next().is_none()
+}
+
+/// Offers `list`, the live messages of `view`, to later sessions.
+fn remember_list(user: &Address, view: &store::mailbox::MailboxView, list: &b::MessageList) {
+    let key = (user.clone(), view.id());
     SHARED_LISTS.with_borrow_mut(|s| {
         if s.lists.len() >= SHARED_LISTS_PRUNE {
             s.lists.retain(|_, e| e.list.strong_count() > 0);
@@ -287,11 +317,10 @@ fn shared_list(user: &Address, view: &store::mailbox::MailboxView) -> b::Message
                 uidvalidity: view.uidvalidity(),
                 uidnext: view.uidnext(),
                 highest_modseq: view.highest_modseq(),
-                list: std::sync::Arc::downgrade(&list),
+                list: std::sync::Arc::downgrade(list),
             },
         );
     });
-    list
 }
 
 /// A live record as the session sees it.
@@ -462,8 +491,26 @@ impl b::ImapBackend for StoreBackend {
             updated: c.updated.into_iter().map(meta).collect(),
             expunged: c.expunged,
             live_uids: c.live,
-            current: Some(shared_list(&self.user, &view)),
+            current: shared_list_cached(&self.user, &view),
         })
+    }
+
+    /// Kept for later sessions when it is the mailbox as it is now (checked against the
+    /// index: a session's list is never handed out on its word alone).
+    fn share(&mut self, mailbox: &str, highestmodseq: u64, list: &b::MessageList) {
+        let Ok(view) = self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+        else {
+            return;
+        };
+        if view.highest_modseq() == highestmodseq
+            && shared_list_cached(&self.user, &view).is_none()
+            && list_is_view(list, &view)
+        {
+            remember_list(&self.user, &view, list);
+        }
     }
 
     fn layout(&mut self, mailbox: &str, uid: u32) -> Result<b::MessageLayout, b::BackendError> {

@@ -304,7 +304,8 @@ pub struct Changes {
     /// as expunged; `updated` must then hold every message changed since.
     pub live_uids: Option<Vec<u32>>,
     /// The live messages as they are now (the state `highestmodseq` names), when the
-    /// backend has the list at hand to share: a session that has announced everything
+    /// backend has such a list at hand to share (it need not build one: see
+    /// [`ImapBackend::share`]): a session that has announced everything
     /// up to now holds this instead of its own copy. The session checks that it is what
     /// applying the changes gives, so a wrong list costs a copy, never a wrong answer.
     pub current: Option<MessageList>,
@@ -546,6 +547,11 @@ pub trait ImapBackend {
     fn unselect(&mut self);
     /// Changes of `mailbox` with a modseq above `since_modseq`.
     fn changes(&mut self, mailbox: &str, since_modseq: u64) -> Result<Changes, BackendError>;
+    /// The session has caught up with `mailbox` as of `highestmodseq` (what the last
+    /// [`ImapBackend::changes`] said) and `list` is its messages now: a backend may hand
+    /// the same list to other sessions ([`Snapshot::messages`], [`Changes::current`])
+    /// rather than build one. Not required.
+    fn share(&mut self, _mailbox: &str, _highestmodseq: u64, _list: &MessageList) {}
 
     /// The precomputed structure of a message.
     fn layout(&mut self, mailbox: &str, uid: u32) -> Result<MessageLayout, BackendError>;

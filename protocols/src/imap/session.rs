@@ -985,6 +985,7 @@ impl Core {
                 None => {}
             }
         }
+        let state = changes.highestmodseq;
         selected.highestmodseq = selected.highestmodseq.max(changes.highestmodseq);
         selected.uidnext = selected.uidnext.max(changes.uidnext);
         let new_messages = !appended.is_empty();
@@ -1018,6 +1019,9 @@ impl Core {
                 list.extend(appended);
                 if expunges {
                     forget_expunged(selected);
+                }
+                if selected.expunged.is_empty() {
+                    backend.share(&selected.name, state, &selected.messages);
                 }
             }
         }
@@ -1298,6 +1302,107 @@ fn applied_equals(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_list_held_only_once_everything_is_announced() {
+        use crate::imap::backend::{FlagMode, Flags, SystemFlags};
+        use crate::imap::memory::MemoryBackend;
+        let mut backend = MemoryBackend::new();
+        for _ in 0..5 {
+            backend
+                .deliver("INBOX", b"Subject: x\r\n\r\nhi\r\n", Flags::default(), None)
+                .expect("delivered");
+        }
+        let mut session = ImapSession::new(ImapConfig::default());
+        let _ = output(&mut session);
+        session.handle_input(b"a LOGIN bob pw\r\n").expect("fits");
+        assert!(matches!(
+            session.poll_event(),
+            Some(ImapEvent::Login { .. })
+        ));
+        session.login_result_with(LoginOutcome::Ok { user: "bob".into() }, &mut backend);
+        session
+            .handle_input_with(b"b SELECT INBOX\r\n", &mut backend)
+            .expect("fits");
+        let _ = output(&mut session);
+        // Another session expunges 2 and 4 and flags 3.
+        backend.remove("INBOX", &[2, 4]).expect("expunged");
+        let flagged = Flags {
+            system: SystemFlags(SystemFlags::FLAGGED),
+            keywords: Vec::new(),
+        };
+        backend
+            .set_flags("INBOX", &[3], FlagMode::Add, &flagged)
+            .expect("flagged");
+        session.mailbox_changed(&mut backend);
+        // FETCH may not announce expunges: the session keeps its own list meanwhile.
+        session
+            .handle_input_with(b"c FETCH 3 FLAGS\r\n", &mut backend)
+            .expect("fits");
+        assert_eq!(
+            output(&mut session),
+            "* 3 FETCH (FLAGS (\\Flagged))\r\n* 3 FETCH (FLAGS (\\Flagged))\r\n\
+             c OK FETCH completed\r\n"
+        );
+        let selected = session.core.selected.as_ref().expect("selected");
+        assert_eq!(selected.messages.len(), 5);
+        assert_eq!(selected.expunged, vec![2, 4]);
+        // NOOP announces them, numbered one removal after the other.
+        session
+            .handle_input_with(b"d NOOP\r\n", &mut backend)
+            .expect("fits");
+        assert_eq!(
+            output(&mut session),
+            "* 2 EXPUNGE\r\n* 3 EXPUNGE\r\nd OK NOOP completed\r\n"
+        );
+        let selected = session.core.selected.as_ref().expect("selected");
+        assert!(selected.expunged.is_empty());
+        let uids: Vec<u32> = selected.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, vec![1, 3, 5]);
+        // A delivery: caught up, the session holds the backend's list (MemoryBackend
+        // offers a fresh one with every change; it is taken only when it matches).
+        let own = Arc::as_ptr(&selected.messages);
+        backend
+            .deliver("INBOX", b"Subject: y\r\n\r\nhi\r\n", Flags::default(), None)
+            .expect("delivered");
+        session.mailbox_changed(&mut backend);
+        session
+            .handle_input_with(b"e NOOP\r\n", &mut backend)
+            .expect("fits");
+        assert_eq!(
+            output(&mut session),
+            "* 4 EXISTS\r\n* 0 RECENT\r\ne OK NOOP completed\r\n"
+        );
+        let selected = session.core.selected.as_ref().expect("selected");
+        let uids: Vec<u32> = selected.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, vec![1, 3, 5, 6]);
+        assert!(!std::ptr::eq(own, Arc::as_ptr(&selected.messages)));
+    }
+
+    #[test]
+    fn applied_equals_checks_every_message() {
+        let m = |uid: u32, modseq: u64| MessageMeta {
+            uid,
+            flags: Default::default(),
+            modseq,
+            internaldate: Default::default(),
+            size: 1,
+        };
+        let known = vec![m(1, 1), m(2, 1), m(3, 1)];
+        let current = vec![m(1, 1), m(3, 5), m(4, 6)];
+        let updates = vec![(2, m(3, 5))];
+        assert!(applied_equals(&known, &[2], &updates, &[m(4, 6)], &current));
+        assert!(!applied_equals(&known, &[2], &[], &[m(4, 6)], &current));
+        assert!(!applied_equals(&known, &[], &updates, &[m(4, 6)], &current));
+        assert!(!applied_equals(&known, &[2], &updates, &[], &current));
+        assert!(!applied_equals(
+            &known,
+            &[2, 3],
+            &updates,
+            &[m(4, 6)],
+            &current
+        ));
+    }
 
     fn output(session: &mut ImapSession) -> String {
         String::from_utf8_lossy(&session.poll_output().unwrap_or_default()).into_owned()
