@@ -283,6 +283,12 @@ fn shared_list(user: &Address, view: &store::mailbox::MailboxView) -> b::Message
     }
     let list: b::MessageList =
         std::sync::Arc::new(view.records().map(|r| meta_of(view, r)).collect());
+    tracing::debug!(
+        "{user} mailbox {}: list of {} messages at modseq {} built",
+        view.id(),
+        list.len(),
+        view.highest_modseq()
+    );
     remember_list(user, view, &list);
     list
 }
@@ -505,11 +511,18 @@ impl b::ImapBackend for StoreBackend {
         else {
             return;
         };
-        if view.highest_modseq() == highestmodseq
-            && shared_list_cached(&self.user, &view).is_none()
-            && list_is_view(list, &view)
+        if view.highest_modseq() != highestmodseq || shared_list_cached(&self.user, &view).is_some()
         {
+            return;
+        }
+        if list_is_view(list, &view) {
             remember_list(&self.user, &view, list);
+        } else {
+            tracing::debug!(
+                "{} mailbox {}: a session's list at modseq {highestmodseq} is not the index",
+                self.user,
+                view.id()
+            );
         }
     }
 

@@ -1016,6 +1016,8 @@ impl Core {
                 for (i, meta) in updates {
                     list[i] = meta;
                 }
+                // Exactly: the list may be shared next, and lives as long as it is.
+                list.reserve_exact(appended.len());
                 list.extend(appended);
                 if expunges {
                     forget_expunged(selected);
