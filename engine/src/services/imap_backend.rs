@@ -235,6 +235,120 @@ fn flags(f: &b::Flags) -> Flags {
     }
 }
 
+/// The message lists sessions share (`b::MessageList`), one per mailbox state, on this
+/// shard's thread: sessions that selected or caught up with the same mailbox at the same
+/// state hold one list instead of one copy each. Weak: a list lives as long as a session
+/// holds it.
+#[derive(Default)]
+struct SharedLists {
+    lists: HashMap<(Address, u32), SharedList, ahash::RandomState>,
+}
+
+struct SharedList {
+    /// The state the list is of: any change (append, flags, expunge) raises the modseq.
+    uidvalidity: u32,
+    uidnext: u32,
+    highest_modseq: u64,
+    list: std::sync::Weak<Vec<b::MessageMeta>>,
+}
+
+/// Entries past this many are pruned of lists no session holds any more.
+const SHARED_LISTS_PRUNE: usize = 1024;
+
+thread_local! {
+    static SHARED_LISTS: std::cell::RefCell<SharedLists> = Default::default();
+}
+
+/// The shared list of the live messages of `view` as it is, if a session holds one.
+fn shared_list_cached(
+    user: &Address,
+    view: &store::mailbox::MailboxView,
+) -> Option<b::MessageList> {
+    SHARED_LISTS.with_borrow(|s| {
+        s.lists
+            .get(&(user.clone(), view.id()))
+            .filter(|e| {
+                e.uidvalidity == view.uidvalidity()
+                    && e.uidnext == view.uidnext()
+                    && e.highest_modseq == view.highest_modseq()
+            })
+            .and_then(|e| e.list.upgrade())
+    })
+}
+
+/// The live messages of `view` as a list shared with other sessions on this shard.
+fn shared_list(user: &Address, view: &store::mailbox::MailboxView) -> b::MessageList {
+    if let Some(list) = shared_list_cached(user, view) {
+        return list;
+    }
+    let list: b::MessageList =
+        std::sync::Arc::new(view.records().map(|r| meta_of(view, r)).collect());
+    tracing::debug!(
+        "{user} mailbox {}: list of {} messages at modseq {} built",
+        view.id(),
+        list.len(),
+        view.highest_modseq()
+    );
+    remember_list(user, view, &list);
+    list
+}
+
+/// Whether `list` is the live messages of `view` (UIDs, flags, keyword counts,
+/// modseqs, dates and sizes compared; keyword names not, they follow the bits).
+fn list_is_view(list: &[b::MessageMeta], view: &store::mailbox::MailboxView) -> bool {
+    let mut list = list.iter();
+    view.records().all(|r| {
+        list.next().is_some_and(|m| {
+            m.uid == r.uid
+                && m.flags.system.0 == r.flags.0
+                && m.flags.keywords.len() == r.keywords.count_ones() as usize
+                && m.modseq == r.modseq
+                && m.internaldate.unix_secs == r.internaldate
+                && m.internaldate.tz_minutes == r.tz_minutes
+                && m.size == r.size
+        })
+    }) && list.next().is_none()
+}
+
+/// Offers `list`, the live messages of `view`, to later sessions.
+fn remember_list(user: &Address, view: &store::mailbox::MailboxView, list: &b::MessageList) {
+    let key = (user.clone(), view.id());
+    SHARED_LISTS.with_borrow_mut(|s| {
+        if s.lists.len() >= SHARED_LISTS_PRUNE {
+            s.lists.retain(|_, e| e.list.strong_count() > 0);
+        }
+        s.lists.insert(
+            key,
+            SharedList {
+                uidvalidity: view.uidvalidity(),
+                uidnext: view.uidnext(),
+                highest_modseq: view.highest_modseq(),
+                list: std::sync::Arc::downgrade(list),
+            },
+        );
+    });
+}
+
+/// A live record as the session sees it.
+fn meta_of(
+    view: &store::mailbox::MailboxView,
+    r: &store::mailbox::index::Record,
+) -> b::MessageMeta {
+    b::MessageMeta {
+        uid: r.uid,
+        flags: b::Flags {
+            system: b::SystemFlags(r.flags.0),
+            keywords: view.keyword_names(r),
+        },
+        modseq: r.modseq,
+        internaldate: b::InternalDate {
+            unix_secs: r.internaldate,
+            tz_minutes: r.tz_minutes,
+        },
+        size: r.size,
+    }
+}
+
 fn meta(info: store::mailbox::MessageInfo) -> b::MessageMeta {
     b::MessageMeta {
         uid: info.uid,
@@ -335,12 +449,7 @@ impl b::ImapBackend for StoreBackend {
             .mail
             .with(|ms| ms.open_mailbox(&self.user, mailbox))
             .map_err(map_err)?;
-        let messages = view
-            .uids()
-            .into_iter()
-            .filter_map(|uid| view.info(uid))
-            .map(meta)
-            .collect();
+        let messages = shared_list(&self.user, &view);
         let id = view.id();
         let highest = view.highest_modseq();
         self.shard
@@ -388,7 +497,33 @@ impl b::ImapBackend for StoreBackend {
             updated: c.updated.into_iter().map(meta).collect(),
             expunged: c.expunged,
             live_uids: c.live,
+            current: shared_list_cached(&self.user, &view),
         })
+    }
+
+    /// Kept for later sessions when it is the mailbox as it is now (checked against the
+    /// index: a session's list is never handed out on its word alone).
+    fn share(&mut self, mailbox: &str, highestmodseq: u64, list: &b::MessageList) {
+        let Ok(view) = self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+        else {
+            return;
+        };
+        if view.highest_modseq() != highestmodseq || shared_list_cached(&self.user, &view).is_some()
+        {
+            return;
+        }
+        if list_is_view(list, &view) {
+            remember_list(&self.user, &view, list);
+        } else {
+            tracing::debug!(
+                "{} mailbox {}: a session's list at modseq {highestmodseq} is not the index",
+                self.user,
+                view.id()
+            );
+        }
     }
 
     fn layout(&mut self, mailbox: &str, uid: u32) -> Result<b::MessageLayout, b::BackendError> {

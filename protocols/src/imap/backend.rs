@@ -185,6 +185,13 @@ pub struct InternalDate {
     pub tz_minutes: i16,
 }
 
+/// The messages of a mailbox in UID order, as one state of it. Shared: sessions that
+/// selected the same mailbox at the same state hold one list (the backend hands out the
+/// same `Arc`, see [`Snapshot::messages`] and [`Changes::current`]), so an idle session
+/// costs no memory per message; a session copies the list only while it must differ
+/// (expunges it may not announce yet).
+pub type MessageList = std::sync::Arc<Vec<MessageMeta>>;
+
 /// What the session keeps of each message of the selected mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageMeta {
@@ -270,8 +277,9 @@ pub struct Snapshot {
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highestmodseq: u64,
-    /// Live messages in UID order.
-    pub messages: Vec<MessageMeta>,
+    /// Live messages in UID order. A backend should hand sessions that select the
+    /// mailbox at the same state the same list.
+    pub messages: MessageList,
     /// Keywords defined in the mailbox (FLAGS / PERMANENTFLAGS).
     pub keywords: Vec<String>,
     /// Whether clients may create new keywords (`\*` in PERMANENTFLAGS).
@@ -295,6 +303,12 @@ pub struct Changes {
     /// truncated): every live UID. The session treats any UID it knows and this lacks
     /// as expunged; `updated` must then hold every message changed since.
     pub live_uids: Option<Vec<u32>>,
+    /// The live messages as they are now (the state `highestmodseq` names), when the
+    /// backend has such a list at hand to share (it need not build one: see
+    /// [`ImapBackend::share`]): a session that has announced everything
+    /// up to now holds this instead of its own copy. The session checks that it is what
+    /// applying the changes gives, so a wrong list costs a copy, never a wrong answer.
+    pub current: Option<MessageList>,
 }
 
 /// How STORE changes flags.
@@ -533,6 +547,11 @@ pub trait ImapBackend {
     fn unselect(&mut self);
     /// Changes of `mailbox` with a modseq above `since_modseq`.
     fn changes(&mut self, mailbox: &str, since_modseq: u64) -> Result<Changes, BackendError>;
+    /// The session has caught up with `mailbox` as of `highestmodseq` (what the last
+    /// [`ImapBackend::changes`] said) and `list` is its messages now: a backend may hand
+    /// the same list to other sessions ([`Snapshot::messages`], [`Changes::current`])
+    /// rather than build one. Not required.
+    fn share(&mut self, _mailbox: &str, _highestmodseq: u64, _list: &MessageList) {}
 
     /// The precomputed structure of a message.
     fn layout(&mut self, mailbox: &str, uid: u32) -> Result<MessageLayout, BackendError>;

@@ -488,7 +488,7 @@ impl ImapBackend for MemoryBackend {
             uidvalidity: mb.uidvalidity,
             uidnext: mb.uidnext,
             highestmodseq: mb.highestmodseq,
-            messages: mb.messages.iter().map(|m| m.meta.clone()).collect(),
+            messages: std::sync::Arc::new(mb.messages.iter().map(|m| m.meta.clone()).collect()),
             keywords,
             keywords_creatable: true,
             recent: 0,
@@ -520,6 +520,9 @@ impl ImapBackend for MemoryBackend {
                 .map(|(_, uid)| *uid)
                 .collect(),
             live_uids: None,
+            current: Some(std::sync::Arc::new(
+                mb.messages.iter().map(|m| m.meta.clone()).collect(),
+            )),
         })
     }
 

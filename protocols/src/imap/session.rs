@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::imap::backend::{
-    BackendError, Completion, ImapBackend, MessageMeta, NoBackend, Pending,
+    BackendError, Completion, ImapBackend, MessageList, MessageMeta, NoBackend, Pending,
 };
 use crate::imap::command::authenticate::SaslExchange;
 use crate::imap::command::fetch::FetchArgs;
@@ -225,8 +225,10 @@ pub(crate) struct Selected {
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highestmodseq: u64,
-    /// In sequence order (UID order), expunged-but-unannounced ones included.
-    pub messages: Vec<MessageMeta>,
+    /// In sequence order (UID order), expunged-but-unannounced ones included. Shared
+    /// with the backend and other sessions while it is the mailbox's current state
+    /// (see [`MessageList`]); copied on write.
+    pub messages: MessageList,
     /// UIDs known expunged but not yet announced (sorted).
     pub expunged: Vec<u32>,
     pub keywords: Vec<String>,
@@ -938,60 +940,99 @@ impl Core {
             }
         }
         let condstore = self.enabled.condstore;
+        let uid_item = self.enabled.qresync || self.enabled.rev2;
+        // What to announce, worked out over the list as the client knows it (read only:
+        // it may be shared).
         let mut fetches = Vec::new();
-        let mut new_messages = false;
+        let mut updates: Vec<(usize, MessageMeta)> = Vec::new();
+        let mut appended: Vec<MessageMeta> = Vec::new();
         for meta in changes.updated {
             if selected.is_expunged(meta.uid) {
                 continue;
             }
             match selected.index_of(meta.uid) {
                 Some(i) => {
-                    let known = &mut selected.messages[i];
+                    let known = &selected.messages[i];
                     let flags_differ = known.flags != meta.flags;
                     let modseq_differs = known.modseq != meta.modseq;
-                    *known = meta;
-                    if (flags_differ || (condstore && modseq_differs))
-                        && !quiet.contains(&known.uid)
+                    if (flags_differ || (condstore && modseq_differs)) && !quiet.contains(&meta.uid)
                     {
-                        fetches.push(i);
+                        let mut line = format!("* {} FETCH (", i + 1);
+                        if uid_item {
+                            line.push_str(&format!("UID {} ", meta.uid));
+                        }
+                        line.push_str(&format!("FLAGS ({})", meta.flags.to_imap()));
+                        if condstore {
+                            line.push_str(&format!(" MODSEQ ({})", meta.modseq));
+                        }
+                        line.push(')');
+                        fetches.push(line);
                     }
+                    updates.push((i, meta));
                 }
-                None if selected.messages.last().is_none_or(|m| m.uid < meta.uid) => {
+                None if appended
+                    .last()
+                    .or(selected.messages.last())
+                    .is_none_or(|m| m.uid < meta.uid) =>
+                {
                     for k in &meta.flags.keywords {
                         if !selected.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
                             selected.keywords.push(k.clone());
                         }
                     }
-                    selected.messages.push(meta);
-                    new_messages = true;
+                    appended.push(meta);
                 }
                 None => {}
             }
         }
+        let state = changes.highestmodseq;
         selected.highestmodseq = selected.highestmodseq.max(changes.highestmodseq);
         selected.uidnext = selected.uidnext.max(changes.uidnext);
-        for i in fetches {
-            let Some(selected) = &self.selected else {
-                break;
-            };
-            let m = &selected.messages[i];
-            let mut line = format!("* {} FETCH (", i + 1);
-            if self.enabled.qresync || self.enabled.rev2 {
-                line.push_str(&format!("UID {} ", m.uid));
+        let new_messages = !appended.is_empty();
+        // Everything announced by the end of this refresh: hold the backend's shared list
+        // of the mailbox as it is now, if it is what applying the changes gives.
+        let shared = changes.current.filter(|current| {
+            (expunges || selected.expunged.is_empty())
+                && applied_equals(
+                    &selected.messages,
+                    &selected.expunged,
+                    &updates,
+                    &appended,
+                    current,
+                )
+        });
+        let expunge_lines = if expunges {
+            expunge_lines(selected, self.enabled.qresync)
+        } else {
+            Vec::new()
+        };
+        match shared {
+            Some(current) => {
+                selected.messages = current;
+                selected.expunged.clear();
             }
-            line.push_str(&format!("FLAGS ({})", m.flags.to_imap()));
-            if condstore {
-                line.push_str(&format!(" MODSEQ ({})", m.modseq));
+            None => {
+                let list = Arc::make_mut(&mut selected.messages);
+                for (i, meta) in updates {
+                    list[i] = meta;
+                }
+                // Exactly: the list may be shared next, and lives as long as it is.
+                list.reserve_exact(appended.len());
+                list.extend(appended);
+                if expunges {
+                    forget_expunged(selected);
+                }
+                if selected.expunged.is_empty() {
+                    backend.share(&selected.name, state, &selected.messages);
+                }
             }
-            line.push(')');
-            self.text(&line);
         }
-        if expunges {
-            self.announce_expunges();
+        let count = selected.messages.len();
+        for line in fetches.iter().chain(&expunge_lines) {
+            self.text(line);
         }
-        if new_messages && let Some(selected) = &self.selected {
-            let exists = format!("* {} EXISTS", selected.messages.len());
-            self.text(&exists);
+        if new_messages {
+            self.text(&format!("* {count} EXISTS"));
             if !self.enabled.rev2 {
                 self.text("* 0 RECENT");
             }
@@ -1006,22 +1047,8 @@ impl Core {
         if selected.expunged.is_empty() {
             return;
         }
-        let gone = std::mem::take(&mut selected.expunged);
-        if self.enabled.qresync {
-            selected
-                .messages
-                .retain(|m| gone.binary_search(&m.uid).is_err());
-            let line = format!("* VANISHED {}", crate::imap::command::format_set(&gone));
-            self.text(&line);
-            return;
-        }
-        let mut lines = Vec::new();
-        for uid in gone {
-            if let Some(i) = selected.index_of(uid) {
-                selected.messages.remove(i);
-                lines.push(format!("* {} EXPUNGE", i + 1));
-            }
-        }
+        let lines = expunge_lines(selected, self.enabled.qresync);
+        forget_expunged(selected);
         for line in lines {
             self.text(&line);
         }
@@ -1204,9 +1231,180 @@ impl Core {
     }
 }
 
+/// The EXPUNGE (or VANISHED) lines announcing `selected.expunged`, numbered as removing
+/// them one by one in UID order numbers them.
+fn expunge_lines(selected: &Selected, qresync: bool) -> Vec<String> {
+    if selected.expunged.is_empty() {
+        return Vec::new();
+    }
+    if qresync {
+        let set = crate::imap::command::format_set(&selected.expunged);
+        return vec![format!("* VANISHED {set}")];
+    }
+    let mut removed = 0;
+    let mut lines = Vec::new();
+    for &uid in &selected.expunged {
+        if let Some(i) = selected.index_of(uid) {
+            lines.push(format!("* {} EXPUNGE", i - removed + 1));
+            removed += 1;
+        }
+    }
+    lines
+}
+
+/// Removes the announced expunges from the session's list (copying it if shared).
+fn forget_expunged(selected: &mut Selected) {
+    if selected.expunged.is_empty() {
+        return;
+    }
+    let gone = std::mem::take(&mut selected.expunged);
+    Arc::make_mut(&mut selected.messages).retain(|m| gone.binary_search(&m.uid).is_err());
+}
+
+/// Whether `current` is `known` with `updates` applied (by index, in index order), the
+/// `gone` UIDs (sorted) removed and `appended` added: then a session may hold `current`
+/// instead of its own list. No allocation; O(messages).
+fn applied_equals(
+    known: &[MessageMeta],
+    gone: &[u32],
+    updates: &[(usize, MessageMeta)],
+    appended: &[MessageMeta],
+    current: &[MessageMeta],
+) -> bool {
+    if known
+        .len()
+        .checked_sub(gone.len())
+        .map(|n| n + appended.len())
+        != Some(current.len())
+    {
+        return false;
+    }
+    let mut updates = updates.iter().peekable();
+    let mut current = current.iter();
+    for (i, m) in known.iter().enumerate() {
+        let m = match updates.peek() {
+            Some((j, new)) if *j == i => {
+                updates.next();
+                new
+            }
+            _ => m,
+        };
+        if gone.binary_search(&m.uid).is_ok() {
+            continue;
+        }
+        if current.next() != Some(m) {
+            return false;
+        }
+    }
+    updates.next().is_none()
+        && appended.iter().all(|m| current.next() == Some(m))
+        && current.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_list_held_only_once_everything_is_announced() {
+        use crate::imap::backend::{FlagMode, Flags, SystemFlags};
+        use crate::imap::memory::MemoryBackend;
+        let mut backend = MemoryBackend::new();
+        for _ in 0..5 {
+            backend
+                .deliver("INBOX", b"Subject: x\r\n\r\nhi\r\n", Flags::default(), None)
+                .expect("delivered");
+        }
+        let mut session = ImapSession::new(ImapConfig::default());
+        let _ = output(&mut session);
+        session.handle_input(b"a LOGIN bob pw\r\n").expect("fits");
+        assert!(matches!(
+            session.poll_event(),
+            Some(ImapEvent::Login { .. })
+        ));
+        session.login_result_with(LoginOutcome::Ok { user: "bob".into() }, &mut backend);
+        session
+            .handle_input_with(b"b SELECT INBOX\r\n", &mut backend)
+            .expect("fits");
+        let _ = output(&mut session);
+        // Another session expunges 2 and 4 and flags 3.
+        backend.remove("INBOX", &[2, 4]).expect("expunged");
+        let flagged = Flags {
+            system: SystemFlags(SystemFlags::FLAGGED),
+            keywords: Vec::new(),
+        };
+        backend
+            .set_flags("INBOX", &[3], FlagMode::Add, &flagged)
+            .expect("flagged");
+        session.mailbox_changed(&mut backend);
+        // FETCH may not announce expunges: the session keeps its own list meanwhile.
+        session
+            .handle_input_with(b"c FETCH 3 FLAGS\r\n", &mut backend)
+            .expect("fits");
+        assert_eq!(
+            output(&mut session),
+            "* 3 FETCH (FLAGS (\\Flagged))\r\n* 3 FETCH (FLAGS (\\Flagged))\r\n\
+             c OK FETCH completed\r\n"
+        );
+        let selected = session.core.selected.as_ref().expect("selected");
+        assert_eq!(selected.messages.len(), 5);
+        assert_eq!(selected.expunged, vec![2, 4]);
+        // NOOP announces them, numbered one removal after the other.
+        session
+            .handle_input_with(b"d NOOP\r\n", &mut backend)
+            .expect("fits");
+        assert_eq!(
+            output(&mut session),
+            "* 2 EXPUNGE\r\n* 3 EXPUNGE\r\nd OK NOOP completed\r\n"
+        );
+        let selected = session.core.selected.as_ref().expect("selected");
+        assert!(selected.expunged.is_empty());
+        let uids: Vec<u32> = selected.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, vec![1, 3, 5]);
+        // A delivery: caught up, the session holds the backend's list (MemoryBackend
+        // offers a fresh one with every change; it is taken only when it matches).
+        let own = Arc::as_ptr(&selected.messages);
+        backend
+            .deliver("INBOX", b"Subject: y\r\n\r\nhi\r\n", Flags::default(), None)
+            .expect("delivered");
+        session.mailbox_changed(&mut backend);
+        session
+            .handle_input_with(b"e NOOP\r\n", &mut backend)
+            .expect("fits");
+        assert_eq!(
+            output(&mut session),
+            "* 4 EXISTS\r\n* 0 RECENT\r\ne OK NOOP completed\r\n"
+        );
+        let selected = session.core.selected.as_ref().expect("selected");
+        let uids: Vec<u32> = selected.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, vec![1, 3, 5, 6]);
+        assert!(!std::ptr::eq(own, Arc::as_ptr(&selected.messages)));
+    }
+
+    #[test]
+    fn applied_equals_checks_every_message() {
+        let m = |uid: u32, modseq: u64| MessageMeta {
+            uid,
+            flags: Default::default(),
+            modseq,
+            internaldate: Default::default(),
+            size: 1,
+        };
+        let known = vec![m(1, 1), m(2, 1), m(3, 1)];
+        let current = vec![m(1, 1), m(3, 5), m(4, 6)];
+        let updates = vec![(2, m(3, 5))];
+        assert!(applied_equals(&known, &[2], &updates, &[m(4, 6)], &current));
+        assert!(!applied_equals(&known, &[2], &[], &[m(4, 6)], &current));
+        assert!(!applied_equals(&known, &[], &updates, &[m(4, 6)], &current));
+        assert!(!applied_equals(&known, &[2], &updates, &[], &current));
+        assert!(!applied_equals(
+            &known,
+            &[2, 3],
+            &updates,
+            &[m(4, 6)],
+            &current
+        ));
+    }
 
     fn output(session: &mut ImapSession) -> String {
         String::from_utf8_lossy(&session.poll_output().unwrap_or_default()).into_owned()

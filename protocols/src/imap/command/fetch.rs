@@ -430,17 +430,25 @@ impl Core {
         seen_modseq: u64,
         backend: &mut dyn ImapBackend,
     ) {
+        // Our own \Seen: this answer shows it, so the refresh does not announce it.
+        self.refresh_quiet(backend, false, seen);
         if let Some(selected) = &mut self.selected {
-            // Our own \Seen: known now, so the refresh does not announce it again.
+            // Known set even when the refresh could not learn it (the list is copied
+            // only then).
             for &uid in seen {
-                if let Some(i) = selected.index_of(uid) {
-                    let m = &mut selected.messages[i];
+                if let Some(i) = selected.index_of(uid)
+                    && (!selected.messages[i]
+                        .flags
+                        .system
+                        .contains(SystemFlags::SEEN)
+                        || selected.messages[i].modseq < seen_modseq)
+                {
+                    let m = &mut std::sync::Arc::make_mut(&mut selected.messages)[i];
                     m.flags.system.0 |= SystemFlags::SEEN;
                     m.modseq = m.modseq.max(seen_modseq);
                 }
             }
         }
-        self.refresh(backend, false);
         let Some(uids) = self.resolve(&tag, &args.set, args.uid) else {
             return;
         };

@@ -97,10 +97,13 @@ impl Core {
         };
         let read_only = args.read_only || snapshot.read_only;
         let mut messages = snapshot.messages;
-        messages.sort_by_key(|m| m.uid);
-        messages.dedup_by_key(|m| m.uid);
+        if !messages.is_sorted_by(|a, b| a.uid < b.uid) {
+            let list = std::sync::Arc::make_mut(&mut messages);
+            list.sort_by_key(|m| m.uid);
+            list.dedup_by_key(|m| m.uid);
+        }
         let mut keywords = snapshot.keywords;
-        for m in &messages {
+        for m in messages.iter() {
             for k in &m.flags.keywords {
                 if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
                     keywords.push(k.clone());
