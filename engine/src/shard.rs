@@ -362,12 +362,17 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
         Request::Admin(req) => {
             let store = shard.store.clone();
             let address = req.address().and_then(|a| Address::parse(a).ok());
+            let deleting = matches!(req, AdminRequest::AccountDel { .. });
             let answer = glommio::executor()
                 .spawn_blocking(move || ops::execute(&store, req))
                 .await;
             // The mail store caches profile facts (quota); take the change now.
             if let Some(a) = address {
-                shard.mail.with(|ms| ms.forget_user(&a));
+                if deleting && matches!(answer, AdminResponse::Done) {
+                    shard.mail.with(|ms| ms.account_deleted(&a));
+                } else {
+                    shard.mail.with(|ms| ms.forget_user(&a));
+                }
             }
             Response::Admin(answer)
         }

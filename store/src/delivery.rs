@@ -991,6 +991,17 @@ impl Mailstore {
         }
     }
 
+    /// The account was deleted (its directory is gone, files and all): its files still
+    /// queued for removal are forgotten with its cached state. Otherwise an account
+    /// created again under the same address (the same directory, mailbox ids from 1
+    /// again) would lose new message files to the old account's expunges at the next
+    /// checkpoint.
+    pub fn account_deleted(&mut self, user: &Address) {
+        let dir = self.trees.store.user_dir(user);
+        self.trees.unlink_queued.retain(|p| !p.starts_with(&dir));
+        self.forget_user(user);
+    }
+
     /// Online reconstruct, all on the calling thread (see `begin_reconstruct` for the
     /// engine's way, which keeps the shard serving).
     pub fn reconstruct_user(

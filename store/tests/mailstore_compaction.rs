@@ -197,3 +197,52 @@ fn expunged_files_are_removed_apart_from_the_checkpoint() -> Result<()> {
     assert!(!inbox.join("7").exists());
     Ok(())
 }
+
+/// An account deleted with expunged files still queued, then created again under the same
+/// address: the old queue must not remove the new account's files (same paths: mailbox ids
+/// start at 1 again, UIDs too).
+#[test]
+fn a_deleted_accounts_queued_files_spare_its_successor() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
+    let store = Arc::new(Store::open(&[dir.path().join("r0")], 2)?);
+    let user = Address::parse("again@example.com")?;
+    let account = || NewAccount {
+        address: user.clone(),
+        name: String::new(),
+        quota_bytes: 0,
+        flags: UsageFlags::default_new(),
+        password_hash: None,
+    };
+    store.create_account(account())?;
+    let (mut ms, _) = Mailstore::open(store.clone(), 0)?;
+    let deliver = |ms: &mut Mailstore, n: u32| -> Result<()> {
+        for i in 0..n {
+            let m = format!("Subject: {i}\r\n\r\nbody\r\n");
+            ms.stage_deliver(
+                &user,
+                None,
+                m.as_bytes(),
+                &Flags::default(),
+                InternalDate::now(),
+            )?;
+        }
+        flush(ms)
+    };
+    deliver(&mut ms, 3)?;
+    ms.stage_expunge(&user, "INBOX", &[1, 2])?;
+    flush(&mut ms)?;
+    store.delete_account(&user)?;
+    ms.account_deleted(&user);
+    store.create_account(account())?;
+    deliver(&mut ms, 3)?;
+    let inbox = store.user_dir(&user).join("mail/1");
+    checkpoint(&mut ms)?;
+    for uid in 1..=3 {
+        assert!(
+            inbox.join(uid.to_string()).exists(),
+            "new message {uid} kept"
+        );
+    }
+    check(&ms.open_mailbox(&user, "INBOX")?, &[1, 2, 3]);
+    Ok(())
+}
