@@ -536,7 +536,7 @@ async fn validate_recipient(
 /// Stores `message` for each recipient (all owned here), with one group commit.
 async fn deliver(
     shard: &Rc<Shard>,
-    message: &[u8],
+    message: &Arc<Vec<u8>>,
     recipients: Vec<(Address, Option<String>)>,
 ) -> Vec<DeliveryResult> {
     let date = InternalDate::now();
@@ -545,7 +545,7 @@ async fn deliver(
         .map(|(user, folder)| {
             shard.mail.with(|ms| {
                 let folder = folder.as_deref().and_then(|f| existing_folder(ms, user, f));
-                ms.stage_deliver(user, folder.as_deref(), message, &Flags::default(), date)
+                ms.stage_deliver_shared(user, folder.as_deref(), message, &Flags::default(), date)
             })
         })
         .collect();

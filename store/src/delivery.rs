@@ -414,6 +414,25 @@ impl Mailstore {
         self.stage_message(user, mailbox.unwrap_or(INBOX), message, flags, date)
     }
 
+    /// [`Mailstore::stage_deliver`] of a message the caller already holds in an `Arc`
+    /// (LMTP: one buffer for every recipient): when it has no bare LF the journal record
+    /// and the message file write share that buffer, no copy of the message is made.
+    pub fn stage_deliver_shared(
+        &mut self,
+        user: &Address,
+        mailbox: Option<&str>,
+        message: &Arc<Vec<u8>>,
+        flags: &Flags,
+        date: InternalDate,
+    ) -> Result<Ticket> {
+        check_message_size(message.len())?;
+        let message = match crate::message::normalize_crlf(message) {
+            std::borrow::Cow::Borrowed(_) => message.clone(),
+            std::borrow::Cow::Owned(v) => Arc::new(v),
+        };
+        self.stage_normalized(user, mailbox.unwrap_or(INBOX), message, flags, date)
+    }
+
     /// IMAP APPEND. `NoSuchMailbox` maps to `[TRYCREATE]`.
     pub fn stage_append(
         &mut self,
@@ -501,17 +520,21 @@ impl Mailstore {
         flags: &Flags,
         date: InternalDate,
     ) -> Result<Ticket> {
+        check_message_size(message.len())?;
+        let message = Arc::new(normalize_crlf(message));
+        self.stage_normalized(user, mailbox, message, flags, date)
+    }
+
+    /// Stages a delivery or APPEND of `message`, CRLF already.
+    fn stage_normalized(
+        &mut self,
+        user: &Address,
+        mailbox: &str,
+        message: Arc<Vec<u8>>,
+        flags: &Flags,
+        date: InternalDate,
+    ) -> Result<Ticket> {
         flags.validate()?;
-        if message.len() > MESSAGE_BYTES_MAX {
-            return Err(StoreError::InvalidValue {
-                field: "message",
-                reason: format!(
-                    "{} bytes is over the limit of {MESSAGE_BYTES_MAX}",
-                    message.len()
-                ),
-            });
-        }
-        let message = normalize_crlf(message);
         let entry = self.staged_entry(user, mailbox)?;
         self.quota_check(user, message.len() as u64)?;
         let cache = cache_record(&message);
@@ -530,7 +553,7 @@ impl Mailstore {
             keywords: flags.keywords.clone(),
             internaldate: date.unix_secs,
             tz_minutes: date.tz_minutes,
-            message: Arc::new(message),
+            message,
         };
         let reserve = self.reservation(user, entry.id)?;
         self.push_reserved(reserve, vec![(op, Some(cache), size)])
@@ -1060,6 +1083,17 @@ struct CopyOp {
     source: u32,
     uids: Vec<u32>,
     reserve: Option<Op>,
+}
+
+/// `InvalidValue` for a message over `MESSAGE_BYTES_MAX`.
+fn check_message_size(len: usize) -> Result<()> {
+    if len > MESSAGE_BYTES_MAX {
+        return Err(StoreError::InvalidValue {
+            field: "message",
+            reason: format!("{len} bytes is over the limit of {MESSAGE_BYTES_MAX}"),
+        });
+    }
+    Ok(())
 }
 
 /// True for a full file system (ENOSPC) or an exhausted disk quota (EDQUOT).

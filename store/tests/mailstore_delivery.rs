@@ -428,3 +428,47 @@ fn search_lines_are_read_once_then_kept() -> Result<()> {
     assert_eq!(ms.search_lines(&e.user, "INBOX", &uids)?, first);
     Ok(())
 }
+
+/// LMTP's shared buffer: a CRLF message is staged without a copy (the record holds the
+/// caller's `Arc`), one with bare LFs is normalised; both are stored byte-exact, and a
+/// restart that replays the journal (nothing applied yet) stores the same bytes.
+#[test]
+fn shared_delivery_keeps_the_buffer_and_replays() -> Result<()> {
+    let e = env(0)?;
+    let crlf = Arc::new(b"Subject: crlf\r\n\r\nbody\r\n".to_vec());
+    let bare = Arc::new(b"Subject: bare\n\nbody\n".to_vec());
+    {
+        let (mut ms, _) = Mailstore::open(e.store.clone(), 0)?;
+        let date = InternalDate::now();
+        let t1 = ms.stage_deliver_shared(&e.user, None, &crlf, &Flags::default(), date)?;
+        // The record holds the same buffer: no copy was made.
+        assert_eq!(Arc::strong_count(&crlf), 2);
+        let t2 = ms.stage_deliver_shared(&e.user, None, &bare, &Flags::default(), date)?;
+        assert_eq!(Arc::strong_count(&bare), 1);
+        flush(&mut ms)?;
+        outcome(&mut ms, &t1)?;
+        outcome(&mut ms, &t2)?;
+        assert_eq!(Arc::strong_count(&crlf), 1);
+        let view = ms.open_mailbox(&e.user, "INBOX")?;
+        let read = |uid| std::fs::read(view.message_path(uid)).map_err(|e| StoreError::io("m", e));
+        assert_eq!(read(1)?, crlf[..]);
+        assert_eq!(read(2)?, b"Subject: bare\r\n\r\nbody\r\n");
+        // Staged and synced but never applied: the journal alone has them.
+        ms.stage_deliver_shared(&e.user, None, &crlf, &Flags::default(), date)?;
+        let t = ms
+            .sync_target()?
+            .ok_or_else(|| StoreError::corrupt("t", "none"))?;
+        t.run().map_err(|e| StoreError::io("sync", e))?;
+    }
+    let (mut ms, report) = Mailstore::open(e.store.clone(), 0)?;
+    // Every record of the segment is replayed (the first two were applied already).
+    assert!(
+        report.records >= 3 && report.failures.is_empty(),
+        "{report:?}"
+    );
+    let view = ms.open_mailbox(&e.user, "INBOX")?;
+    assert_eq!(view.uids(), vec![1, 2, 3]);
+    let stored = std::fs::read(view.message_path(3)).map_err(|e| StoreError::io("m", e))?;
+    assert_eq!(stored, crlf[..]);
+    Ok(())
+}

@@ -49,6 +49,8 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(shard: &Rc<Shard>, mut conn:
         ..LmtpConfig::default()
     });
     let mut message: Vec<u8> = Vec::new();
+    // The length of the Return-Path line `message` begins with (0: no data yet).
+    let mut prefix = 0;
     // Messages arrive in bulk: reads as large as the session can take (its input
     // limit) rather than the 4 KB chunks of the line protocols, so a message of tens of
     // kilobytes is a read or two, not a dozen.
@@ -65,17 +67,29 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(shard: &Rc<Shard>, mut conn:
                     let check = validate(shard, &address, mail_size).await;
                     session.recipient_checked(check);
                 }
-                // The first piece becomes the message (a small one is one piece).
-                LmtpEvent::Data { bytes } if message.is_empty() => message = bytes,
+                // The stored message begins with its Return-Path line, written with the
+                // first piece: the pieces are copied once, into the buffer every
+                // recipient's copy shares.
+                LmtpEvent::Data { bytes } if message.is_empty() => {
+                    let from = session.mail_from();
+                    prefix = return_path_len(from);
+                    message = Vec::with_capacity(prefix + bytes.len());
+                    push_return_path(&mut message, from);
+                    message.extend_from_slice(&bytes);
+                }
                 LmtpEvent::Data { bytes } => message.extend_from_slice(&bytes),
-                LmtpEvent::DiscardData => message.clear(),
+                LmtpEvent::DiscardData => {
+                    message.clear();
+                    prefix = 0;
+                }
                 LmtpEvent::Deliver {
                     mail_from,
                     recipients,
                     ..
                 } => {
-                    let body = std::mem::take(&mut message);
-                    let replies = deliver(shard, &mail_from, &recipients, body).await;
+                    let data = std::mem::take(&mut message);
+                    let had = std::mem::take(&mut prefix);
+                    let replies = deliver(shard, &mail_from, &recipients, data, had).await;
                     for (i, reply) in replies.into_iter().enumerate() {
                         session.recipient_result(i, reply);
                     }
@@ -122,6 +136,16 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(shard: &Rc<Shard>, mut conn:
     }
 }
 
+fn return_path_len(mail_from: &str) -> usize {
+    b"Return-Path: <>\r\n".len() + mail_from.len()
+}
+
+fn push_return_path(out: &mut Vec<u8>, mail_from: &str) {
+    out.extend_from_slice(b"Return-Path: <");
+    out.extend_from_slice(mail_from.as_bytes());
+    out.extend_from_slice(b">\r\n");
+}
+
 async fn validate(shard: &Rc<Shard>, address: &str, mail_size: Option<u64>) -> RecipientCheck {
     let Ok((user, _folder)) = Address::parse_recipient(address) else {
         return RecipientCheck::Unknown;
@@ -143,18 +167,29 @@ async fn validate(shard: &Rc<Shard>, address: &str, mail_size: Option<u64>) -> R
 }
 
 /// Delivers to every recipient, each owning shard once; one reply per recipient.
+/// `message` is the data as the session collected it: a Return-Path line of `had`
+/// bytes and the body (nothing at all when there was no data).
 async fn deliver(
     shard: &Rc<Shard>,
     mail_from: &str,
     recipients: &[String],
-    body: Vec<u8>,
+    mut message: Vec<u8>,
+    had: usize,
 ) -> Vec<Reply> {
-    let mut message = Vec::with_capacity(body.len() + mail_from.len() + 20);
-    message.extend_from_slice(b"Return-Path: <");
-    message.extend_from_slice(mail_from.as_bytes());
-    message.extend_from_slice(b">\r\n");
-    message.extend_from_slice(&body);
+    let prefix = return_path_len(mail_from);
+    let mut line = Vec::with_capacity(prefix);
+    push_return_path(&mut line, mail_from);
+    if message.get(..had) != Some(&line[..]) {
+        // No data (an empty message), or a line for another sender than this
+        // transaction's (`LmtpSession::mail_from` says it cannot be): the right line
+        // and the body.
+        line.extend_from_slice(message.get(had..).unwrap_or_default());
+        message = line;
+    }
     let message = Arc::new(message);
+    // The body alone, for the outbound queue (external forwards), which adds its own
+    // Return-Path.
+    let body = || message[prefix..].to_vec();
 
     let mut replies: Vec<Option<Reply>> = vec![None; recipients.len()];
     // Where each recipient's copies go, after the forwarding database.
@@ -218,7 +253,7 @@ async fn deliver(
             }
         }
         let queued = match shard.outbound.get() {
-            Some(q) => q.enqueue(Arc::new(body), mail_from, all).await,
+            Some(q) => q.enqueue(Arc::new(body()), mail_from, all).await,
             None => Err(store::StoreError::InvalidValue {
                 field: "outbound",
                 reason: "no queue on this shard".into(),
@@ -234,8 +269,6 @@ async fn deliver(
                 targets.retain(|(i, _, _)| replies[*i].is_none());
             }
         }
-    } else {
-        drop(body);
     }
     // owner -> (recipient index, address, folder); one copy per address.
     let mut by_owner: BTreeMap<usize, Vec<(usize, Address, Option<String>)>> = BTreeMap::new();

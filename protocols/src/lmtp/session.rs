@@ -169,6 +169,8 @@ struct Core {
     /// The `LHLO` argument, once greeted.
     client: Option<String>,
     transaction: Option<Transaction>,
+    /// The sender of the latest accepted `MAIL FROM` (see `LmtpSession::mail_from`).
+    sender: String,
     input: LineBuffer,
     output: Vec<u8>,
     events: VecDeque<LmtpEvent>,
@@ -183,6 +185,7 @@ impl LmtpSession {
             phase: Phase::Commands,
             client: None,
             transaction: None,
+            sender: String::new(),
             input: LineBuffer::new(LMTP_INPUT_BUFFER_BYTES_MAX),
             output: Vec::new(),
             events: VecDeque::new(),
@@ -240,6 +243,15 @@ impl LmtpSession {
     /// The `LHLO` name the client gave, once it has.
     pub fn client_name(&self) -> Option<&str> {
         self.core.client.as_deref()
+    }
+
+    /// The sender (empty for `<>`) of the latest accepted `MAIL FROM`. Input stops
+    /// while an event waits for its answer, so when the engine takes an
+    /// [`LmtpEvent::Data`] this is the sender of that data's transaction — also when
+    /// the data's end was read with it and the transaction is over: the engine starts
+    /// the stored message (its `Return-Path:` line) with the first piece.
+    pub fn mail_from(&self) -> &str {
+        &self.core.sender
     }
 
     /// True once [`LmtpEvent::Close`] has been queued.
@@ -368,6 +380,7 @@ impl Core {
         if self.transaction.is_some() {
             return self.refuse(&Reply::fixed(503, "5.5.1", "Nested MAIL command"));
         }
+        self.sender.clone_from(&mail.address);
         self.transaction = Some(Transaction {
             mail,
             recipients: Vec::new(),
@@ -736,6 +749,31 @@ mod tests {
 
     fn text(session: &mut LmtpSession) -> String {
         String::from_utf8_lossy(&session.poll_output().unwrap_or_default()).into_owned()
+    }
+
+    #[test]
+    fn mail_from_is_the_datas_sender() {
+        let mut s = session(1000);
+        s.handle_input(b"LHLO a\r\nMAIL FROM:<a@x> SIZE=12\r\nRCPT TO:<r@x>\r\nDATA\r\n")
+            .expect("fits");
+        assert!(matches!(
+            s.poll_event(),
+            Some(LmtpEvent::ValidateRecipient { .. })
+        ));
+        s.recipient_checked(RecipientCheck::Accept);
+        // The whole message and the next transaction in one read: the data's events
+        // still see their own sender, the next MAIL waits for the delivery's answer.
+        s.handle_input(b"hi\r\n.\r\nMAIL FROM:<b@x>\r\n")
+            .expect("fits");
+        assert!(matches!(s.poll_event(), Some(LmtpEvent::Data { .. })));
+        assert_eq!(s.mail_from(), "a@x");
+        assert!(matches!(s.poll_event(), Some(LmtpEvent::Deliver { .. })));
+        assert_eq!(s.mail_from(), "a@x");
+        s.recipient_result(0, Reply::delivered());
+        s.handle_input(b"").expect("fits");
+        assert_eq!(s.mail_from(), "b@x");
+        s.handle_input(b"RSET\r\nMAIL FROM:<>\r\n").expect("fits");
+        assert_eq!(s.mail_from(), "");
     }
 
     #[test]

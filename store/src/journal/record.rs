@@ -123,7 +123,23 @@ impl Op {
         *out = w.0;
     }
 
+    /// Appends the payload to `out`, except for a delivery's message bytes, which it
+    /// returns instead: the payload is `out`'s new bytes followed by them. The journal
+    /// writes both with one `pwritev`, so a message is not copied into its record.
+    pub fn encode_split_into(&self, out: &mut Vec<u8>) -> &[u8] {
+        let mut w = Writer(std::mem::take(out));
+        let tail = self.encode_to_split(&mut w, true);
+        *out = w.0;
+        tail
+    }
+
     fn encode_to(&self, w: &mut Writer) {
+        self.encode_to_split(w, false);
+    }
+
+    /// Encodes into `w`; with `split`, a delivery's message bytes are left out (their
+    /// length is written) and returned.
+    fn encode_to_split(&self, w: &mut Writer, split: bool) -> &[u8] {
         match self {
             Op::Deliver {
                 user,
@@ -136,7 +152,9 @@ impl Op {
                 tz_minutes,
                 message,
             } => {
-                w.0.reserve(message.len());
+                if !split {
+                    w.0.reserve(message.len());
+                }
                 w.u8(1);
                 w.user(user);
                 w.u32(*mailbox);
@@ -146,6 +164,10 @@ impl Op {
                 w.keywords(keywords);
                 w.u64(*internaldate as u64);
                 w.0.extend_from_slice(&tz_minutes.to_le_bytes());
+                if split {
+                    w.u32(message.len() as u32);
+                    return message;
+                }
                 w.bytes(message);
             }
             Op::Copy {
@@ -235,6 +257,7 @@ impl Op {
                 w.bytes(name.as_bytes());
             }
         }
+        &[]
     }
 
     /// Parses a payload; anything malformed is `Corrupt` (the frame CRC passed, so this

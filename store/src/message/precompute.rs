@@ -347,11 +347,7 @@ pub fn precompute(msg: &[u8]) -> Precomputed {
             keep.then(|| envelope_of(&n.fields))
         })
         .collect();
-    let writer = Writer {
-        msg,
-        nodes: &nodes,
-        envelopes: &envelopes,
-    };
+    let writer = Writer::new(msg, &nodes, &envelopes);
     let mut envelope = vec![b'('];
     if let Some(Some(e)) = envelopes.first() {
         write_envelope(&mut envelope, e);
