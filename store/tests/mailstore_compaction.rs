@@ -25,6 +25,30 @@ fn checkpoint(ms: &mut Mailstore) -> Result<()> {
     ms.finish_checkpoint(c)
 }
 
+/// A store in `dir` with one account, `user`, and its shard 0 opened.
+fn store_with(dir: &Path, user: &Address) -> Result<(Arc<Store>, Mailstore)> {
+    let store = Arc::new(Store::open(&[dir.join("r0")], 2)?);
+    store.create_account(account(user))?;
+    let (ms, _) = Mailstore::open(store.clone(), 0)?;
+    Ok((store, ms))
+}
+
+fn account(user: &Address) -> NewAccount {
+    NewAccount {
+        address: user.clone(),
+        name: String::new(),
+        quota_bytes: 0,
+        flags: UsageFlags::default_new(),
+        password_hash: None,
+    }
+}
+
+/// Stages one delivery to `user`'s INBOX.
+fn deliver(ms: &mut Mailstore, user: &Address, message: &[u8]) -> Result<()> {
+    ms.stage_deliver(user, None, message, &Flags::default(), InternalDate::now())?;
+    Ok(())
+}
+
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .map(|rd| {
@@ -48,25 +72,11 @@ fn check(view: &MailboxView, live: &[u32]) {
 #[test]
 fn expunged_records_and_cache_bytes_are_reclaimed() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
-    let store = Arc::new(Store::open(&[dir.path().join("r0")], 2)?);
     let user = Address::parse("compact@example.com")?;
-    store.create_account(NewAccount {
-        address: user.clone(),
-        name: String::new(),
-        quota_bytes: 0,
-        flags: UsageFlags::default_new(),
-        password_hash: None,
-    })?;
-    let (mut ms, _) = Mailstore::open(store.clone(), 0)?;
+    let (store, mut ms) = store_with(dir.path(), &user)?;
     for n in 0..300 {
         let m = format!("Subject: {n}\r\nFrom: a@b.c\r\n\r\n{}\r\n", "x".repeat(n));
-        ms.stage_deliver(
-            &user,
-            None,
-            m.as_bytes(),
-            &Flags::default(),
-            InternalDate::now(),
-        )?;
+        deliver(&mut ms, &user, m.as_bytes())?;
     }
     flush(&mut ms)?;
     let gone: Vec<u32> = (1..=300).filter(|u| u % 4 != 0).collect();
@@ -103,13 +113,7 @@ fn expunged_records_and_cache_bytes_are_reclaimed() -> Result<()> {
     assert_eq!(after.uidnext(), 301);
     assert_eq!(after.highest_modseq(), before.highest_modseq());
     // Deliveries go on into the new generation.
-    ms.stage_deliver(
-        &user,
-        None,
-        b"Subject: new\r\n\r\nhi\r\n",
-        &Flags::default(),
-        InternalDate::now(),
-    )?;
+    deliver(&mut ms, &user, b"Subject: new\r\n\r\nhi\r\n")?;
     flush(&mut ms)?;
     let mut live_now = live.clone();
     live_now.push(301);
@@ -136,25 +140,11 @@ fn expunged_records_and_cache_bytes_are_reclaimed() -> Result<()> {
 #[test]
 fn expunged_files_are_removed_apart_from_the_checkpoint() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
-    let store = Arc::new(Store::open(&[dir.path().join("r0")], 2)?);
     let user = Address::parse("apart@example.com")?;
-    store.create_account(NewAccount {
-        address: user.clone(),
-        name: String::new(),
-        quota_bytes: 0,
-        flags: UsageFlags::default_new(),
-        password_hash: None,
-    })?;
-    let (mut ms, _) = Mailstore::open(store.clone(), 0)?;
+    let (store, mut ms) = store_with(dir.path(), &user)?;
     for n in 0..40 {
         let m = format!("Subject: {n}\r\nFrom: a@b.c\r\n\r\nbody {n}\r\n");
-        ms.stage_deliver(
-            &user,
-            None,
-            m.as_bytes(),
-            &Flags::default(),
-            InternalDate::now(),
-        )?;
+        deliver(&mut ms, &user, m.as_bytes())?;
     }
     flush(&mut ms)?;
     let inbox = store.user_dir(&user).join("mail/1");
@@ -185,13 +175,7 @@ fn expunged_files_are_removed_apart_from_the_checkpoint() -> Result<()> {
     let view = ms.open_mailbox(&user, "INBOX")?;
     check(&view, &(31..=40).collect::<Vec<u32>>());
     // The next checkpoint removes it.
-    ms.stage_deliver(
-        &user,
-        None,
-        b"Subject: x\r\n\r\ny\r\n",
-        &Flags::default(),
-        InternalDate::now(),
-    )?;
+    deliver(&mut ms, &user, b"Subject: x\r\n\r\ny\r\n")?;
     flush(&mut ms)?;
     checkpoint(&mut ms)?;
     assert!(!inbox.join("7").exists());
@@ -204,37 +188,25 @@ fn expunged_files_are_removed_apart_from_the_checkpoint() -> Result<()> {
 #[test]
 fn a_deleted_accounts_queued_files_spare_its_successor() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
-    let store = Arc::new(Store::open(&[dir.path().join("r0")], 2)?);
     let user = Address::parse("again@example.com")?;
-    let account = || NewAccount {
-        address: user.clone(),
-        name: String::new(),
-        quota_bytes: 0,
-        flags: UsageFlags::default_new(),
-        password_hash: None,
-    };
-    store.create_account(account())?;
-    let (mut ms, _) = Mailstore::open(store.clone(), 0)?;
-    let deliver = |ms: &mut Mailstore, n: u32| -> Result<()> {
-        for i in 0..n {
-            let m = format!("Subject: {i}\r\n\r\nbody\r\n");
-            ms.stage_deliver(
+    let (store, mut ms) = store_with(dir.path(), &user)?;
+    let three = |ms: &mut Mailstore| -> Result<()> {
+        for i in 0..3 {
+            deliver(
+                ms,
                 &user,
-                None,
-                m.as_bytes(),
-                &Flags::default(),
-                InternalDate::now(),
+                format!("Subject: {i}\r\n\r\nbody\r\n").as_bytes(),
             )?;
         }
         flush(ms)
     };
-    deliver(&mut ms, 3)?;
+    three(&mut ms)?;
     ms.stage_expunge(&user, "INBOX", &[1, 2])?;
     flush(&mut ms)?;
     store.delete_account(&user)?;
     ms.account_deleted(&user);
-    store.create_account(account())?;
-    deliver(&mut ms, 3)?;
+    store.create_account(account(&user))?;
+    three(&mut ms)?;
     let inbox = store.user_dir(&user).join("mail/1");
     checkpoint(&mut ms)?;
     for uid in 1..=3 {

@@ -378,7 +378,10 @@ fn cached_field_values(lines: &[u8], field: &str, wanted: &str) -> Option<String
         if !named {
             continue;
         }
-        if line.is_ascii() && memchr::memmem::find(line, b"=?").is_none() {
+        let ascii = std::str::from_utf8(line)
+            .ok()
+            .filter(|l| l.is_ascii() && !l.contains("=?"));
+        if let Some(line) = ascii {
             // What the general path below gives for such a line (one value: the line is
             // unfolded, so its only CRLF is the last), built in place.
             push_ascii_value(
@@ -395,11 +398,8 @@ fn cached_field_values(lines: &[u8], field: &str, wanted: &str) -> Option<String
 /// Appends an ASCII field value as [`searchable_header`] and [`field_values`] give it:
 /// unfolded, uppercased, trimmed, then a line feed. SEARCH FROM/TO/SUBJECT spent most of
 /// its time building and splitting the intermediate strings.
-fn push_ascii_value(value: &[u8], out: &mut String) {
+fn push_ascii_value(value: &str, out: &mut String) {
     // Trimming first gives the same text: unfolding only turns whitespace into a space.
-    let Ok(value) = std::str::from_utf8(value) else {
-        return;
-    };
     let mut rest = value.trim();
     let start = out.len();
     // Stretches between folds are copied whole and uppercased in place.
