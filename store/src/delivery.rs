@@ -445,6 +445,26 @@ impl Mailstore {
         self.stage_message(user, mailbox, message, flags, date)
     }
 
+    /// [`Mailstore::stage_append`] of a message the caller hands over (the engine's
+    /// streamed literal): when it has no bare LF, the journal record and the message file
+    /// write use this buffer, no copy of the message is made.
+    pub fn stage_append_owned(
+        &mut self,
+        user: &Address,
+        mailbox: &str,
+        message: Vec<u8>,
+        flags: &Flags,
+        date: InternalDate,
+    ) -> Result<Ticket> {
+        check_message_size(message.len())?;
+        let message = match crate::message::normalize_crlf(&message) {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(v) => Some(v),
+        }
+        .unwrap_or(message);
+        self.stage_normalized(user, mailbox, Arc::new(message), flags, date)
+    }
+
     /// Where the engine writes a large APPEND before [`Mailstore::stage_append_file`]:
     /// in the user's tree, so the file can be hard-linked into a mailbox.
     pub fn staging_dir(&self, user: &Address) -> PathBuf {

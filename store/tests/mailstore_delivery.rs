@@ -472,3 +472,41 @@ fn shared_delivery_keeps_the_buffer_and_replays() -> Result<()> {
     assert_eq!(stored, crlf[..]);
     Ok(())
 }
+
+/// APPEND of a buffer the caller hands over: stored byte-exact when it is CRLF, its
+/// bare LFs made CRLF otherwise, like `stage_append` of the same bytes.
+#[test]
+fn owned_append_is_stored_like_a_borrowed_one() -> Result<()> {
+    let e = env(0)?;
+    let (mut ms, _) = Mailstore::open(e.store.clone(), 0)?;
+    let date = InternalDate::now();
+    let crlf = b"Subject: crlf\r\n\r\nbody\r\n".to_vec();
+    let bare = b"Subject: bare\n\nbody\r\nend\n".to_vec();
+    let mut tickets = Vec::new();
+    for m in [&crlf, &bare] {
+        tickets.push(ms.stage_append_owned(
+            &e.user,
+            "INBOX",
+            m.clone(),
+            &Flags::default(),
+            date,
+        )?);
+        tickets.push(ms.stage_append(&e.user, "INBOX", m, &Flags::default(), date)?);
+    }
+    assert!(matches!(
+        ms.stage_append_owned(&e.user, "Nope", crlf.clone(), &Flags::default(), date),
+        Err(StoreError::NoSuchMailbox { .. })
+    ));
+    flush(&mut ms)?;
+    for t in &tickets {
+        outcome(&mut ms, t)?;
+    }
+    let view = ms.open_mailbox(&e.user, "INBOX")?;
+    let read = |uid| std::fs::read(view.message_path(uid)).map_err(|e| StoreError::io("m", e));
+    assert_eq!(read(1)?, crlf);
+    assert_eq!(read(2)?, crlf);
+    assert_eq!(read(3)?, b"Subject: bare\r\n\r\nbody\r\nend\r\n");
+    assert_eq!(read(4)?, read(3)?);
+    assert_eq!(view.info(3).map(|i| i.size), Some(read(3)?.len() as u64));
+    Ok(())
+}

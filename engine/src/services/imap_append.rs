@@ -51,6 +51,25 @@ pub enum Staged {
 }
 
 impl Staging {
+    /// For a literal of `size` bytes as announced: a small one is held in one buffer
+    /// allocated once (growing it piece by piece copied the message again at every
+    /// doubling), with room for some bare LFs becoming CRLF; a large one starts with a
+    /// buffer of one file write.
+    pub fn for_literal(size: u64) -> Staging {
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let capacity = if size <= IMAP_APPEND_INLINE_BYTES {
+            size + size / 64 + 2
+        } else {
+            IMAP_APPEND_WRITE_BYTES * 2
+        };
+        Staging {
+            buf: Vec::with_capacity(capacity),
+            file: None,
+            size: 0,
+            last_cr: false,
+        }
+    }
+
     /// Takes the next piece of the literal.
     pub fn push(
         &mut self,
@@ -58,7 +77,8 @@ impl Staging {
         data: &[u8],
     ) -> std::io::Result<()> {
         let start = self.buf.len();
-        self.buf.reserve(data.len() + data.len() / 16 + 1);
+        // No reserve: what `for_literal` allocated holds the announced literal and some
+        // CRs; only a literal with more bare LFs than that grows the buffer.
         // Whole lines are copied at once; memchr (SIMD) finds the line feeds.
         let mut from = 0;
         for lf in memchr::memchr_iter(b'\n', data) {
@@ -205,8 +225,9 @@ fn prepare(file: File, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn staged(pieces: &[&[u8]]) -> Vec<u8> {
-        let mut s = Staging::default();
+    /// The pieces through a `Staging` sized for `announced` bytes.
+    fn staged_as(announced: u64, pieces: &[&[u8]]) -> Vec<u8> {
+        let mut s = Staging::for_literal(announced);
         for p in pieces {
             s.push(|| unreachable!("small literals stay in memory"), p)
                 .expect("push");
@@ -215,6 +236,10 @@ mod tests {
             Staged::Inline(bytes) => bytes,
             Staged::File(..) => unreachable!("small literals stay in memory"),
         }
+    }
+
+    fn staged(pieces: &[&[u8]]) -> Vec<u8> {
+        staged_as(pieces.iter().map(|p| p.len() as u64).sum(), pieces)
     }
 
     /// Whatever the pieces, the result is the whole literal with every bare LF made
@@ -233,6 +258,9 @@ mod tests {
         for input in inputs {
             let want = store::message::normalize_crlf(input).into_owned();
             assert_eq!(staged(&[input]), want, "{}", input.escape_ascii());
+            // The buffer sized for the literal, or for less than it grows to.
+            assert_eq!(staged_as(input.len() as u64, &[input]), want);
+            assert_eq!(staged_as(0, &[input]), want);
             for i in 0..=input.len() {
                 for j in i..=input.len() {
                     let got = staged(&[&input[..i], &input[i..j], &input[j..]]);

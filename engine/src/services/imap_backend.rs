@@ -665,7 +665,7 @@ impl b::ImapBackend for StoreBackend {
                 ms.check_quota(&self.user, size)
             })
             .map_err(map_err)?;
-        self.appending = Some(Default::default());
+        self.appending = Some(crate::services::imap_append::Staging::for_literal(size));
         Ok(())
     }
 
@@ -695,7 +695,16 @@ impl b::ImapBackend for StoreBackend {
             b::BackendError::Unavailable
         })?;
         match staged {
-            Staged::Inline(message) => self.append(mailbox, f, date, &message),
+            Staged::Inline(message) => {
+                let date = date.map_or_else(InternalDate::now, |d| InternalDate {
+                    unix_secs: d.unix_secs,
+                    tz_minutes: d.tz_minutes,
+                });
+                let t = self.shard.mail.with(|ms| {
+                    ms.stage_append_owned(&self.user, mailbox, message, &flags(f), date)
+                });
+                self.pending(t)
+            }
             Staged::File(file, path, size) => {
                 let id = DEFERRED_PENDING | (self.deferred_count & (DEFERRED_PENDING - 1));
                 self.deferred_count += 1;
