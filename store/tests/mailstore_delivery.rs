@@ -510,3 +510,45 @@ fn owned_append_is_stored_like_a_borrowed_one() -> Result<()> {
     assert_eq!(view.info(3).map(|i| i.size), Some(read(3)?.len() as u64));
     Ok(())
 }
+
+/// Keyword names come back from the bitmask in the order the mailbox defined them, all
+/// 64 of them, none for a message without keywords.
+#[test]
+fn keyword_names_follow_every_bit() -> Result<()> {
+    let e = env(0)?;
+    let (mut ms, _) = Mailstore::open(e.store.clone(), 0)?;
+    let u = &e.user;
+    for i in 0..3 {
+        ms.stage_deliver(u, None, &msg(i), &Flags::default(), InternalDate::now())?;
+    }
+    flush(&mut ms)?;
+    let all: Vec<String> = (0..64).map(|i| format!("$K{i}")).collect();
+    let set = |ms: &mut Mailstore, uids: &[u32], keywords: Vec<String>| -> Result<()> {
+        let t = ms.stage_store_flags(
+            u,
+            "INBOX",
+            uids,
+            FlagMode::Add,
+            &Flags {
+                system: 0,
+                keywords,
+            },
+        )?;
+        flush(ms)?;
+        outcome(ms, &t).map(|_| ())
+    };
+    set(&mut ms, &[1], all.clone())?;
+    set(
+        &mut ms,
+        &[2],
+        vec!["$K63".into(), "$K0".into(), "$k5".into()],
+    )?;
+    let v = ms.open_mailbox(u, "INBOX")?;
+    assert_eq!(v.info(1).map(|i| i.keywords), Some(all.clone()));
+    assert_eq!(
+        v.info(2).map(|i| i.keywords),
+        Some(vec!["$K0".to_string(), "$K5".into(), "$K63".into()])
+    );
+    assert_eq!(v.info(3).map(|i| i.keywords), Some(Vec::new()));
+    Ok(())
+}

@@ -118,10 +118,18 @@ impl MailboxView {
 
     /// Keyword names of a record's bitmask.
     pub fn keyword_names(&self, rec: &Record) -> Vec<String> {
-        (0..64)
-            .filter(|bit| rec.keywords & (1u64 << bit) != 0)
-            .filter_map(|bit| self.keywords.get(bit).cloned().flatten())
-            .collect()
+        // Called for every message when a session's list is built (SELECT): only the set
+        // bits are visited, and most messages have none (no allocation then).
+        let mut bits = rec.keywords;
+        let mut names = Vec::with_capacity(bits.count_ones() as usize);
+        while bits != 0 {
+            let bit = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(Some(name)) = self.keywords.get(bit) {
+                names.push(name.clone());
+            }
+        }
+        names
     }
 
     /// Every keyword defined in the mailbox (for FLAGS / PERMANENTFLAGS).
