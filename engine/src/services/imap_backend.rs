@@ -281,8 +281,11 @@ fn shared_list(user: &Address, view: &store::mailbox::MailboxView) -> b::Message
     if let Some(list) = shared_list_cached(user, view) {
         return list;
     }
-    let list: b::MessageList =
-        std::sync::Arc::new(view.records().map(|r| meta_of(view, r)).collect());
+    // Sized first: collecting from the filtered records grew the vector by doubling,
+    // copying the list over and over (a third of building it).
+    let mut list = Vec::with_capacity(view.records().count());
+    list.extend(view.records().map(|r| meta_of(view, r)));
+    let list: b::MessageList = std::sync::Arc::new(list);
     tracing::debug!(
         "{user} mailbox {}: list of {} messages at modseq {} built",
         view.id(),
