@@ -259,18 +259,28 @@ thread_local! {
     static SHARED_LISTS: std::cell::RefCell<SharedLists> = Default::default();
 }
 
+/// The state `view` is at.
+fn state_of(view: &store::mailbox::MailboxView) -> b::ListState {
+    b::ListState {
+        uidvalidity: view.uidvalidity(),
+        uidnext: view.uidnext(),
+        highestmodseq: view.highest_modseq(),
+    }
+}
+
 /// The shared list of the live messages of `view` as it is, if a session holds one.
 fn shared_list_cached(
     user: &Address,
     view: &store::mailbox::MailboxView,
 ) -> Option<b::MessageList> {
+    let state = state_of(view);
     SHARED_LISTS.with_borrow(|s| {
         s.lists
             .get(&(user.clone(), view.id()))
             .filter(|e| {
-                e.uidvalidity == view.uidvalidity()
-                    && e.uidnext == view.uidnext()
-                    && e.highest_modseq == view.highest_modseq()
+                e.uidvalidity == state.uidvalidity
+                    && e.uidnext == state.uidnext
+                    && e.highest_modseq == state.highestmodseq
             })
             .and_then(|e| e.list.upgrade())
     })
@@ -297,7 +307,8 @@ fn shared_list(user: &Address, view: &store::mailbox::MailboxView) -> b::Message
 }
 
 /// Whether `list` is the live messages of `view` (UIDs, flags, keyword counts,
-/// modseqs, dates and sizes compared; keyword names not, they follow the bits).
+/// modseqs, dates and sizes compared; keyword names not, they follow the bits). What
+/// the state a session shares its list at proves; checked in debug builds.
 fn list_is_view(list: &[b::MessageMeta], view: &store::mailbox::MailboxView) -> bool {
     let mut list = list.iter();
     view.records().all(|r| {
@@ -500,13 +511,15 @@ impl b::ImapBackend for StoreBackend {
             updated: c.updated.into_iter().map(meta).collect(),
             expunged: c.expunged,
             live_uids: c.live,
+            uidvalidity: view.uidvalidity(),
             current: shared_list_cached(&self.user, &view),
         })
     }
 
-    /// Kept for later sessions when it is the mailbox as it is now (checked against the
-    /// index: a session's list is never handed out on its word alone).
-    fn share(&mut self, mailbox: &str, highestmodseq: u64, list: &b::MessageList) {
+    /// Kept for later sessions when the mailbox is still at `state`: the session's list
+    /// is then the mailbox as it is (`Changes::current` says why), which debug builds
+    /// check against the index; the check is O(messages), the state O(1).
+    fn share(&mut self, mailbox: &str, state: b::ListState, list: &b::MessageList) {
         let Ok(view) = self
             .shard
             .mail
@@ -514,19 +527,16 @@ impl b::ImapBackend for StoreBackend {
         else {
             return;
         };
-        if view.highest_modseq() != highestmodseq || shared_list_cached(&self.user, &view).is_some()
-        {
+        if state_of(&view) != state || shared_list_cached(&self.user, &view).is_some() {
             return;
         }
-        if list_is_view(list, &view) {
-            remember_list(&self.user, &view, list);
-        } else {
-            tracing::debug!(
-                "{} mailbox {}: a session's list at modseq {highestmodseq} is not the index",
-                self.user,
-                view.id()
-            );
-        }
+        debug_assert!(
+            list_is_view(list, &view),
+            "{} mailbox {}: a session's list at {state:?} is not the index",
+            self.user,
+            view.id()
+        );
+        remember_list(&self.user, &view, list);
     }
 
     fn layout(&mut self, mailbox: &str, uid: u32) -> Result<b::MessageLayout, b::BackendError> {

@@ -290,9 +290,21 @@ pub struct Snapshot {
     pub read_only: bool,
 }
 
+/// The state of a mailbox a [`MessageList`] is of. Every change raises the modseq
+/// (flags, appends, expunges) and a recreated mailbox has a new UIDVALIDITY, so two
+/// lists of one mailbox at one state hold the same messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListState {
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+}
+
 /// What changed in a mailbox since a modseq.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
+    /// The state the changes lead to (with `highestmodseq` and `uidnext`).
+    pub uidvalidity: u32,
     pub highestmodseq: u64,
     pub uidnext: u32,
     /// New messages and messages whose flags changed, with their current state, UID order.
@@ -303,12 +315,25 @@ pub struct Changes {
     /// truncated): every live UID. The session treats any UID it knows and this lacks
     /// as expunged; `updated` must then hold every message changed since.
     pub live_uids: Option<Vec<u32>>,
-    /// The live messages as they are now (the state `highestmodseq` names), when the
-    /// backend has such a list at hand to share (it need not build one: see
-    /// [`ImapBackend::share`]): a session that has announced everything
-    /// up to now holds this instead of its own copy. The session checks that it is what
-    /// applying the changes gives, so a wrong list costs a copy, never a wrong answer.
+    /// The live messages as they are now (exactly the state `uidvalidity`, `uidnext`,
+    /// `highestmodseq` name), when the backend has such a list at hand to share (it need
+    /// not build one: see [`ImapBackend::share`]): a session that has announced
+    /// everything up to now holds this instead of its own copy. It takes it by state,
+    /// not by comparing messages: a session's list applied with every change since its
+    /// modseq is the mailbox at the new state, and so is this list (the rule and why it
+    /// holds: `session::adopts`).
     pub current: Option<MessageList>,
+}
+
+impl Changes {
+    /// The state these changes lead to.
+    pub fn state(&self) -> ListState {
+        ListState {
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            highestmodseq: self.highestmodseq,
+        }
+    }
 }
 
 /// How STORE changes flags.
@@ -547,11 +572,13 @@ pub trait ImapBackend {
     fn unselect(&mut self);
     /// Changes of `mailbox` with a modseq above `since_modseq`.
     fn changes(&mut self, mailbox: &str, since_modseq: u64) -> Result<Changes, BackendError>;
-    /// The session has caught up with `mailbox` as of `highestmodseq` (what the last
-    /// [`ImapBackend::changes`] said) and `list` is its messages now: a backend may hand
-    /// the same list to other sessions ([`Snapshot::messages`], [`Changes::current`])
-    /// rather than build one. Not required.
-    fn share(&mut self, _mailbox: &str, _highestmodseq: u64, _list: &MessageList) {}
+    /// The session has caught up with `mailbox` as of `state` (what the last
+    /// [`ImapBackend::changes`] said), has announced everything, and `list` is its
+    /// messages now: the mailbox at that state (see [`Changes::current`] for why). A
+    /// backend may hand the same list to other sessions ([`Snapshot::messages`],
+    /// [`Changes::current`]) while the mailbox is at that state, rather than build one.
+    /// Not required.
+    fn share(&mut self, _mailbox: &str, _state: ListState, _list: &MessageList) {}
 
     /// The precomputed structure of a message.
     fn layout(&mut self, mailbox: &str, uid: u32) -> Result<MessageLayout, BackendError>;

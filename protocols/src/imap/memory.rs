@@ -505,6 +505,7 @@ impl ImapBackend for MemoryBackend {
     fn changes(&mut self, mailbox: &str, since_modseq: u64) -> Result<Changes, BackendError> {
         let mb = self.mailbox_mut(mailbox)?;
         Ok(Changes {
+            uidvalidity: mb.uidvalidity,
             highestmodseq: mb.highestmodseq,
             uidnext: mb.uidnext,
             updated: mb

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::imap::backend::{
-    BackendError, Completion, ImapBackend, MessageList, MessageMeta, NoBackend, Pending,
+    BackendError, Completion, ImapBackend, ListState, MessageList, MessageMeta, NoBackend, Pending,
 };
 use crate::imap::command::authenticate::SaslExchange;
 use crate::imap::command::fetch::FetchArgs;
@@ -939,6 +939,7 @@ impl Core {
                 selected.expunged.insert(at, uid);
             }
         }
+        let state = changes.state();
         let condstore = self.enabled.condstore;
         let uid_item = self.enabled.qresync || self.enabled.rev2;
         // What to announce, worked out over the list as the client knows it (read only:
@@ -985,22 +986,33 @@ impl Core {
                 None => {}
             }
         }
-        let state = changes.highestmodseq;
         selected.highestmodseq = selected.highestmodseq.max(changes.highestmodseq);
         selected.uidnext = selected.uidnext.max(changes.uidnext);
         let new_messages = !appended.is_empty();
+        let mine = ListState {
+            uidvalidity: selected.uidvalidity,
+            uidnext: selected.uidnext,
+            highestmodseq: selected.highestmodseq,
+        };
         // Everything announced by the end of this refresh: hold the backend's shared list
-        // of the mailbox as it is now, if it is what applying the changes gives.
-        let shared = changes.current.filter(|current| {
-            (expunges || selected.expunged.is_empty())
-                && applied_equals(
+        // of the mailbox as it is now, if this session's list is now of the same state.
+        let announced = expunges || selected.expunged.is_empty();
+        let count = (selected.messages.len() + appended.len()).checked_sub(selected.expunged.len());
+        let shared = changes
+            .current
+            .filter(|current| announced && adopts(mine, count, state, current));
+        if let Some(current) = &shared {
+            debug_assert!(
+                applied_equals(
                     &selected.messages,
                     &selected.expunged,
                     &updates,
                     &appended,
                     current,
-                )
-        });
+                ),
+                "a session's list applied with the changes is not the mailbox at {state:?}"
+            );
+        }
         let expunge_lines = if expunges {
             expunge_lines(selected, self.enabled.qresync)
         } else {
@@ -1022,7 +1034,7 @@ impl Core {
                 if expunges {
                     forget_expunged(selected);
                 }
-                if selected.expunged.is_empty() {
+                if selected.expunged.is_empty() && mine == state {
                     backend.share(&selected.name, state, &selected.messages);
                 }
             }
@@ -1261,9 +1273,35 @@ fn forget_expunged(selected: &mut Selected) {
     Arc::make_mut(&mut selected.messages).retain(|m| gone.binary_search(&m.uid).is_err());
 }
 
+/// Whether a session may hold the backend's list `current`, the mailbox at `theirs`,
+/// instead of its own: its own state after a refresh is `mine`, everything announced,
+/// and its list is then `count` messages long. O(1), where comparing the messages
+/// (`applied_equals`, which debug builds still do) is O(messages) for each session at
+/// each change.
+///
+/// Why equal states give equal lists: a session's list, with the messages it knows
+/// expunged taken out, is the mailbox at its `highestmodseq` — true at SELECT (the
+/// backend's list of that state), and kept by every refresh, which applies all
+/// that `ImapBackend::changes` reports (every message changed above that modseq as it
+/// is now, every UID expunged since or the live UIDs) and takes the modseq those
+/// changes lead to. The only other writes to the list (FETCH's own `\Seen`) touch
+/// messages whose modseq is now above the session's, so the next changes replace
+/// them. Every change raises the modseq and a recreated mailbox has a new UIDVALIDITY,
+/// so a session's list at `theirs` is the mailbox at `theirs`, which `current` is too.
+/// The UIDNEXT and the count are compared as well: cheap, and they catch a backend
+/// whose changes missed a message before it is numbered wrong.
+fn adopts(
+    mine: ListState,
+    count: Option<usize>,
+    theirs: ListState,
+    current: &[MessageMeta],
+) -> bool {
+    mine == theirs && count == Some(current.len())
+}
+
 /// Whether `current` is `known` with `updates` applied (by index, in index order), the
-/// `gone` UIDs (sorted) removed and `appended` added: then a session may hold `current`
-/// instead of its own list. No allocation; O(messages).
+/// `gone` UIDs (sorted) removed and `appended` added: what [`adopts`] concludes from the
+/// states, checked message by message in debug builds. No allocation; O(messages).
 fn applied_equals(
     known: &[MessageMeta],
     gone: &[u32],
@@ -1404,6 +1442,50 @@ mod tests {
             &[m(4, 6)],
             &current
         ));
+    }
+
+    #[test]
+    fn a_shared_list_is_adopted_only_at_the_same_state_and_length() {
+        let m = |uid: u32| MessageMeta {
+            uid,
+            flags: Default::default(),
+            modseq: 1,
+            internaldate: Default::default(),
+            size: 1,
+        };
+        let state = ListState {
+            uidvalidity: 7,
+            uidnext: 10,
+            highestmodseq: 20,
+        };
+        let current = vec![m(1), m(4), m(9)];
+        assert!(adopts(state, Some(3), state, &current));
+        // Behind or ahead of the list's state.
+        for mine in [
+            ListState {
+                highestmodseq: 19,
+                ..state
+            },
+            ListState {
+                highestmodseq: 21,
+                ..state
+            },
+            ListState {
+                uidnext: 11,
+                ..state
+            },
+            // The mailbox was deleted and created again under the same name.
+            ListState {
+                uidvalidity: 8,
+                ..state
+            },
+        ] {
+            assert!(!adopts(mine, Some(3), state, &current), "{mine:?}");
+        }
+        // Same state, but the session's list would not have as many messages.
+        assert!(!adopts(state, Some(2), state, &current));
+        assert!(!adopts(state, Some(4), state, &current));
+        assert!(!adopts(state, None, state, &current));
     }
 
     fn output(session: &mut ImapSession) -> String {
