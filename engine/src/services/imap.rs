@@ -119,9 +119,20 @@ async fn drive(
     let mut watching: Option<(u32, u64)> = None;
     let mut pace = Pace::new(shard.config.limits.imap_commands_per_second, Instant::now());
     loop {
+        // The answers so far go out together with the small message bodies among them
+        // (a FETCH of a body is one send, not three), up to IMAP_FETCH_CHUNK_BYTES a
+        // send; dropped before the wait for input, so an idle connection holds none.
+        let mut out: Vec<u8> = Vec::new();
         while let Some(t) = session.poll_transmit() {
             let sent = match t {
-                Transmit::Bytes(bytes) => conn.write_all(&bytes).await,
+                Transmit::Bytes(bytes) => {
+                    if out.is_empty() {
+                        out = bytes;
+                    } else {
+                        out.extend_from_slice(&bytes);
+                    }
+                    flush_full(&mut conn, &mut out).await
+                }
                 Transmit::Message {
                     mailbox,
                     uid,
@@ -130,7 +141,7 @@ async fn drive(
                 } => match backend.as_ref() {
                     Some(b) => {
                         Box::pin(send_message(
-                            &shard, b, &mut conn, &mailbox, uid, start, end,
+                            b, &mut conn, &mut out, &mailbox, uid, start, end,
                         ))
                         .await
                     }
@@ -142,6 +153,11 @@ async fn drive(
                 return;
             }
         }
+        if !out.is_empty() && conn.write_all(&out).await.is_err() {
+            conn.close().await;
+            return;
+        }
+        drop(out);
         if let Some(event) = session.poll_event() {
             match event {
                 ImapEvent::Close => {
@@ -325,23 +341,31 @@ impl std::future::Future for ChangeWait<'_> {
     }
 }
 
+/// Writes `out` once it holds a send's worth.
+async fn flush_full(conn: &mut Conn, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if out.len() < IMAP_FETCH_CHUNK_BYTES {
+        return Ok(());
+    }
+    conn.write_all(out).await?;
+    out.clear();
+    Ok(())
+}
+
 /// Streams bytes `start..end` of a message file as the body of a literal the
-/// session has already announced; a short file is an error (the connection ends,
-/// since the literal's length is out).
-#[allow(clippy::too_many_arguments)]
+/// session has already announced, after the bytes in `out` (a small body is added to
+/// them, to go out in one send with what follows); a short file is an error (the
+/// connection ends, since the literal's length is out).
 async fn send_message(
-    shard: &Shard,
     backend: &StoreBackend,
     conn: &mut Conn,
+    out: &mut Vec<u8>,
     mailbox: &str,
     uid: u32,
     start: u64,
     end: u64,
 ) -> std::io::Result<()> {
-    let path = shard
-        .mail
-        .with(|ms| ms.open_mailbox(backend.user(), mailbox))
-        .map(|v| v.message_path(uid))
+    let path = backend
+        .message_path(mailbox, uid)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     if end.saturating_sub(start) >= crate::limits::SENDFILE_MIN_BYTES
         && !conn.is_tls()
@@ -350,6 +374,10 @@ async fn send_message(
         && file.metadata().is_ok_and(|m| m.len() >= end)
     {
         // Plain connection: the kernel copies page cache to the socket.
+        if !out.is_empty() {
+            conn.write_all(out).await?;
+            out.clear();
+        }
         return conn.send_file(&file, start, end - start).await;
     }
     let file = BufferedFile::open(&path)
@@ -373,7 +401,13 @@ async fn send_message(
             }
         };
         pos += chunk.len() as u64;
-        if let Err(e) = conn.write_all(&chunk).await {
+        let sent = if out.is_empty() && chunk.len() >= IMAP_FETCH_CHUNK_BYTES {
+            conn.write_all(&chunk).await
+        } else {
+            out.extend_from_slice(&chunk);
+            flush_full(conn, out).await
+        };
+        if let Err(e) = sent {
             result = Err(e);
             break;
         }

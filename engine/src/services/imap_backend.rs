@@ -30,6 +30,9 @@ pub struct StoreBackend {
     next_admin: u64,
     /// The selected mailbox: name and id (for change notifications).
     selected: Option<(String, u32)>,
+    /// The selected mailbox's folder, for the message files FETCH sends (ids are never
+    /// reused within a user, so it stays the mailbox's while selected, renamed or not).
+    selected_dir: Option<std::path::PathBuf>,
     /// The streaming APPEND in progress, and large ones waiting to be staged.
     appending: Option<crate::services::imap_append::Staging>,
     deferred: HashMap<u64, crate::services::imap_append::Deferred>,
@@ -49,6 +52,7 @@ impl StoreBackend {
             admin: HashMap::new(),
             next_admin: 0,
             selected: None,
+            selected_dir: None,
             appending: None,
             deferred: HashMap::new(),
             deferred_count: 0,
@@ -73,6 +77,20 @@ impl StoreBackend {
 
     pub fn user(&self) -> &Address {
         &self.user
+    }
+
+    /// The file of message `uid` of `mailbox`: from the selected mailbox's folder without
+    /// opening the mailbox again when it is the selected one (FETCH of a body).
+    pub fn message_path(&self, mailbox: &str, uid: u32) -> Result<std::path::PathBuf, StoreError> {
+        if let (Some((name, _)), Some(dir)) = (&self.selected, &self.selected_dir)
+            && name == mailbox
+        {
+            return Ok(dir.join(uid.to_string()));
+        }
+        self.shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+            .map(|v| v.message_path(uid))
     }
 
     /// The selected mailbox's id, for waiting on its changes.
@@ -470,6 +488,7 @@ impl b::ImapBackend for StoreBackend {
             .mail
             .with(|ms| ms.notifier().watch(&self.user, id, highest));
         self.selected = Some((view.name().to_owned(), id));
+        self.selected_dir = Some(view.dir().to_owned());
         Ok(b::Snapshot {
             name: view.name().to_owned(),
             uidvalidity: view.uidvalidity(),
@@ -484,6 +503,7 @@ impl b::ImapBackend for StoreBackend {
     }
 
     fn unselect(&mut self) {
+        self.selected_dir = None;
         if let Some((_, id)) = self.selected.take() {
             self.shard
                 .mail

@@ -151,6 +151,11 @@ impl MailboxView {
         })
     }
 
+    /// The mailbox's folder, where its message files are (`message_path`).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The message file (CRLF, the bytes to send for BODY[] / RETR).
     pub fn message_path(&self, uid: u32) -> PathBuf {
         self.dir.join(uid.to_string())
