@@ -603,6 +603,18 @@ impl b::ImapBackend for StoreBackend {
         out
     }
 
+    /// One mailbox open, no cache record read.
+    fn live(&mut self, mailbox: &str, uids: &[u32]) -> Vec<bool> {
+        match self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+        {
+            Ok(view) => uids.iter().map(|&uid| view.get(uid).is_some()).collect(),
+            Err(_) => vec![false; uids.len()],
+        }
+    }
+
     /// One mailbox open for the whole set: SORT and THREAD read nothing but the
     /// cache records.
     fn sort_keys(

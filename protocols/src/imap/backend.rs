@@ -587,6 +587,15 @@ pub trait ImapBackend {
     fn layouts(&mut self, mailbox: &str, uids: &[u32]) -> Vec<Result<MessageLayout, BackendError>> {
         uids.iter().map(|&uid| self.layout(mailbox, uid)).collect()
     }
+    /// Whether each message is still there, one answer per UID in order: what a FETCH
+    /// of whole messages needs (their size is in the session's list) before it names
+    /// their bytes, where other items need the layout. The default reads the layouts.
+    fn live(&mut self, mailbox: &str, uids: &[u32]) -> Vec<bool> {
+        self.layouts(mailbox, uids)
+            .iter()
+            .map(Result::is_ok)
+            .collect()
+    }
     /// SORT/THREAD keys of messages, one per UID in the same order; a message expunged
     /// meanwhile gets empty keys.
     fn sort_keys(&mut self, mailbox: &str, uids: &[u32]) -> Result<Vec<SortKeys>, BackendError>;

@@ -1420,6 +1420,62 @@ mod tests {
     }
 
     #[test]
+    fn fetch_of_whole_bodies_asks_whether_the_messages_are_there() {
+        use crate::imap::backend::Flags;
+        use crate::imap::memory::MemoryBackend;
+        let message = b"Subject: x\r\n\r\nhello there\r\n";
+        let size = message.len() as u64;
+        let mut backend = MemoryBackend::new();
+        for _ in 0..3 {
+            backend
+                .deliver("INBOX", message, Flags::default(), None)
+                .expect("delivered");
+        }
+        let mut session = ImapSession::new(ImapConfig::default());
+        let _ = output(&mut session);
+        session.handle_input(b"a LOGIN bob pw\r\n").expect("fits");
+        assert!(matches!(
+            session.poll_event(),
+            Some(ImapEvent::Login { .. })
+        ));
+        session.login_result_with(LoginOutcome::Ok { user: "bob".into() }, &mut backend);
+        session
+            .handle_input_with(b"b SELECT INBOX\r\n", &mut backend)
+            .expect("fits");
+        let _ = output(&mut session);
+        // Another session expunges 2; this one has not heard of it yet.
+        backend.remove("INBOX", &[2]).expect("expunged");
+        session
+            .handle_input_with(
+                b"c FETCH 1:2 (RFC822.SIZE BODY.PEEK[])\r\nd FETCH 3 BODY.PEEK[]<5.10>\r\n",
+                &mut backend,
+            )
+            .expect("fits");
+        let mut text = String::new();
+        let mut messages = Vec::new();
+        while let Some(t) = session.poll_transmit() {
+            match t {
+                Transmit::Bytes(b) => text.push_str(&String::from_utf8_lossy(&b)),
+                Transmit::Message {
+                    uid, start, end, ..
+                } => {
+                    text.push_str("<message>");
+                    messages.push((uid, start, end));
+                }
+            }
+        }
+        assert_eq!(
+            text,
+            format!(
+                "* 1 FETCH (RFC822.SIZE {size} BODY[] {{{size}}}\r\n<message>)\r\n\
+                 c NO [EXPUNGEISSUED] Some messages were expunged\r\n\
+                 * 3 FETCH (BODY[]<5> {{10}}\r\n<message>)\r\nd OK FETCH completed\r\n"
+            )
+        );
+        assert_eq!(messages, vec![(1, 0, size), (3, 5, 15)]);
+    }
+
+    #[test]
     fn applied_equals_checks_every_message() {
         let m = |uid: u32, modseq: u64| MessageMeta {
             uid,

@@ -73,6 +73,20 @@ impl FetchAtt {
                 | FetchAtt::Uid
                 | FetchAtt::ModSeq
                 | FetchAtt::Rfc822
+        ) && !self.is_whole_body()
+    }
+
+    /// `BODY[]`/`BODY.PEEK[]` (partial or not): the whole message, whose size the
+    /// session's list has, so it needs no layout, only that the message is still there.
+    fn is_whole_body(&self) -> bool {
+        matches!(
+            self,
+            FetchAtt::Section {
+                binary: false,
+                part,
+                spec: None,
+                ..
+            } if part.is_empty()
         )
     }
 }
@@ -470,6 +484,7 @@ impl Core {
         }
         let mut failed: Option<ItemError> = None;
         let needs_layout = args.items.iter().any(FetchAtt::needs_layout);
+        let needs_live = !needs_layout && args.items.iter().any(FetchAtt::is_whole_body);
         for batch in uids.chunks(IMAP_FETCH_LAYOUT_BATCH) {
             let Some(selected) = &self.selected else {
                 return;
@@ -480,14 +495,23 @@ impl Core {
                 .map(|i| (i, selected.messages[i].clone()))
                 .filter(|(_, meta)| args.changedsince.is_none_or(|c| meta.modseq > c))
                 .collect();
+            let uids = || wanted.iter().map(|(_, m)| m.uid).collect::<Vec<u32>>();
             let mut layouts = if needs_layout {
-                let uids: Vec<u32> = wanted.iter().map(|(_, m)| m.uid).collect();
-                backend.layouts(&mailbox, &uids)
+                backend.layouts(&mailbox, &uids())
             } else {
                 Vec::new()
             }
             .into_iter();
-            for (i, meta) in wanted {
+            let live = if needs_live {
+                backend.live(&mailbox, &uids())
+            } else {
+                Vec::new()
+            };
+            for (n, (i, meta)) in wanted.into_iter().enumerate() {
+                if needs_live && !live.get(n).copied().unwrap_or(false) {
+                    failed = Some(ItemError::Expunged);
+                    continue;
+                }
                 let layout = match layouts.next() {
                     Some(Ok(layout)) => Some(layout),
                     Some(Err(_)) => {
@@ -645,7 +669,11 @@ impl Core {
                     Some(SectionSpec::Text) => SectionText::Text,
                     Some(SectionSpec::Mime) => SectionText::Mime,
                 };
-                let range = layout.section(part, text).unwrap_or((0, 0));
+                let range = if item.is_whole_body() {
+                    (0, meta.size)
+                } else {
+                    layout.section(part, text).unwrap_or((0, 0))
+                };
                 match spec {
                     Some(SectionSpec::HeaderFields { not, fields }) => {
                         let header = backend
