@@ -603,6 +603,41 @@ impl b::ImapBackend for StoreBackend {
         out
     }
 
+    /// Like `layouts`, but only the envelope of each record is read
+    /// (`store::message::cache::envelope`); a record of a version that must be rebuilt
+    /// goes through the full decode.
+    fn envelopes(&mut self, mailbox: &str, uids: &[u32]) -> Vec<Result<Vec<u8>, b::BackendError>> {
+        let view = match self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+        {
+            Ok(view) => view,
+            Err(e) => {
+                let e = map_err(e);
+                return uids.iter().map(|_| Err(e.clone())).collect();
+            }
+        };
+        let mut out: Vec<Result<Vec<u8>, b::BackendError>> = uids
+            .iter()
+            .map(|_| Err(b::BackendError::Expunged))
+            .collect();
+        view.cache_records(uids, |i, record| {
+            if view.get(uids[i]).is_some() {
+                out[i] =
+                    record.map_err(map_err).and_then(
+                        |record| match store::message::cache::envelope(record) {
+                            Ok(envelope) => Ok(envelope.to_vec()),
+                            Err(_) => self
+                                .decode_record(&view, uids[i], record)
+                                .map(|p| p.envelope),
+                        },
+                    );
+            }
+        });
+        out
+    }
+
     /// One mailbox open, no cache record read.
     fn live(&mut self, mailbox: &str, uids: &[u32]) -> Vec<bool> {
         match self

@@ -487,6 +487,19 @@ pub struct MessageLayout {
 }
 
 impl MessageLayout {
+    /// A layout that holds only `envelope`: for a FETCH whose only item needing the
+    /// layout is ENVELOPE ([`ImapBackend::envelopes`]).
+    pub fn of_envelope(envelope: Vec<u8>) -> MessageLayout {
+        MessageLayout {
+            size: 0,
+            envelope,
+            bodystructure: Vec::new(),
+            body: Vec::new(),
+            parts: Vec::new(),
+            fields: SortFields::default(),
+        }
+    }
+
     /// The part a section path names (Dovecot's resolution: `.1` of a single part is that
     /// part; a number after a message/rfc822 part goes into the message it holds).
     pub fn find_part(&self, path: &[u32]) -> Option<usize> {
@@ -586,6 +599,15 @@ pub trait ImapBackend {
     /// range asks for a batch at a time; a backend may read them together).
     fn layouts(&mut self, mailbox: &str, uids: &[u32]) -> Vec<Result<MessageLayout, BackendError>> {
         uids.iter().map(|&uid| self.layout(mailbox, uid)).collect()
+    }
+    /// The ENVELOPE of each message, one answer per UID in order: what a FETCH whose
+    /// only item needing the structure is ENVELOPE asks (a client's message list, FLAGS
+    /// ENVELOPE), so a backend may read just that. The default takes it from the layouts.
+    fn envelopes(&mut self, mailbox: &str, uids: &[u32]) -> Vec<Result<Vec<u8>, BackendError>> {
+        self.layouts(mailbox, uids)
+            .into_iter()
+            .map(|l| l.map(|l| l.envelope))
+            .collect()
     }
     /// Whether each message is still there, one answer per UID in order: what a FETCH
     /// of whole messages needs (their size is in the session's list) before it names

@@ -404,6 +404,25 @@ pub fn search_header(data: &[u8]) -> Result<Option<&[u8]>, CacheError> {
     r.take(len).map(Some)
 }
 
+/// [`Precomputed::envelope`] of a record, checked (magic, version, length, checksum)
+/// but nothing after it decoded: what FETCH (FLAGS ENVELOPE), a mail client's message
+/// list, reads per message. Decoding the whole record there built every part, string and
+/// sort key only to drop them.
+pub fn envelope(data: &[u8]) -> Result<&[u8], CacheError> {
+    let body = check_frame(data)?;
+    let mut r = Reader {
+        data: body,
+        pos: HEADER_BYTES + 8,
+    };
+    // The search lines (version 3 on) come first: skipped, not copied.
+    if record_version(data) >= 3 && r.present()? {
+        let len = r.u32()? as usize;
+        r.take(len)?;
+    }
+    let len = r.u32()? as usize;
+    r.take(len)
+}
+
 /// Decodes a record; anything not exactly as `encode` writes it is refused.
 pub fn decode(data: &[u8]) -> Result<Precomputed, CacheError> {
     let body = check_frame(data)?;
@@ -516,6 +535,26 @@ mod tests {
     fn round_trip() {
         let p = precompute(SAMPLE);
         assert_eq!(decode(&encode(&p)), Ok(p));
+    }
+
+    /// `envelope` reads exactly what `decode` does, with and without the search lines
+    /// before it, and refuses what `decode` refuses in the frame.
+    #[test]
+    fn envelope_alone_is_the_decoded_envelope() {
+        let long = format!("Subject: {}\r\n\r\nx\r\n", "y".repeat(20_000));
+        for message in [SAMPLE, b"\r\n", long.as_bytes(), b"Subject: x\r\n\r\n"] {
+            let p = precompute(message);
+            let record = encode(&p);
+            assert_eq!(envelope(&record), Ok(&p.envelope[..]));
+            let mut bare = p.clone();
+            bare.search_header = None;
+            assert_eq!(envelope(&encode(&bare)), Ok(&p.envelope[..]));
+            let mut damaged = record.clone();
+            let at = damaged.len() / 2;
+            damaged[at] ^= 1;
+            assert!(envelope(&damaged).is_err());
+            assert!(envelope(&record[..record.len() - 1]).is_err());
+        }
     }
 
     /// Pins the on-disk format: if this changes, bump VERSION.

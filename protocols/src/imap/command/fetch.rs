@@ -485,6 +485,14 @@ impl Core {
         let mut failed: Option<ItemError> = None;
         let needs_layout = args.items.iter().any(FetchAtt::needs_layout);
         let needs_live = !needs_layout && args.items.iter().any(FetchAtt::is_whole_body);
+        // ENVELOPE is the only item that needs the structure: the backend need only read
+        // the envelopes (the layout holds nothing else, and nothing else is looked at).
+        let envelope_only = needs_layout
+            && args
+                .items
+                .iter()
+                .filter(|a| a.needs_layout())
+                .all(|a| matches!(a, FetchAtt::Envelope));
         for batch in uids.chunks(IMAP_FETCH_LAYOUT_BATCH) {
             let Some(selected) = &self.selected else {
                 return;
@@ -496,7 +504,13 @@ impl Core {
                 .filter(|(_, meta)| args.changedsince.is_none_or(|c| meta.modseq > c))
                 .collect();
             let uids = || wanted.iter().map(|(_, m)| m.uid).collect::<Vec<u32>>();
-            let mut layouts = if needs_layout {
+            let mut layouts = if envelope_only {
+                backend
+                    .envelopes(&mailbox, &uids())
+                    .into_iter()
+                    .map(|e| e.map(MessageLayout::of_envelope))
+                    .collect()
+            } else if needs_layout {
                 backend.layouts(&mailbox, &uids())
             } else {
                 Vec::new()
