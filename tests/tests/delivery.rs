@@ -321,6 +321,17 @@ impl Lmtp {
         self.send(&format!("{line}\r\n"));
         self.reply()
     }
+
+    /// A transaction's RCPT reply for `rcpt`, the transaction then reset.
+    fn rcpt(&mut self, rcpt: &str) -> String {
+        assert!(
+            self.command("MAIL FROM:<s@example.org>")
+                .starts_with("250 ")
+        );
+        let r = self.command(&format!("RCPT TO:<{rcpt}>"));
+        assert!(self.command("RSET").starts_with("250 "));
+        r
+    }
 }
 
 /// RFC 2920: a client that sends MAIL, its RCPTs and DATA at once gets every reply, in
@@ -357,5 +368,55 @@ fn pipelined_transactions_are_answered_in_order() {
     assert!(c.reply().starts_with("221 "));
     assert_eq!(message_files(&site, "pa@example.com").len(), 1);
     assert_eq!(message_files(&site, "pb@example.com").len(), 2);
+    server.stop();
+}
+
+/// The owning shard keeps profiles for RCPT checks: an account disabled, over quota or
+/// deleted through the CLI (the running server's admin socket) is refused at the very
+/// next RCPT, on a connection that checked it before.
+#[test]
+fn account_changes_apply_at_the_next_rcpt() {
+    let site = Site::new(Options::default());
+    add(&site, &["cz@example.com", "--password-stdin"]);
+    let server = site.start();
+    let mut c = Lmtp::connect(site.ports.lmtp);
+    assert!(c.command("LHLO test").starts_with("250 "));
+    // Twice: the second check is answered from the cache.
+    for _ in 0..2 {
+        assert!(c.rcpt("cz@example.com").starts_with("250 2.1.5"));
+    }
+    site.cli_ok(
+        &[
+            "account",
+            "set",
+            "cz@example.com",
+            "--flags",
+            "imap,disabled",
+        ],
+        None,
+    );
+    let r = c.rcpt("cz@example.com");
+    assert!(r.starts_with("550 5.2.1"), "{r}");
+    site.cli_ok(
+        &["account", "set", "cz@example.com", "--flags", "imap,pop"],
+        None,
+    );
+    assert!(c.rcpt("cz@example.com").starts_with("250 2.1.5"));
+    // 300 bytes stored, then a quota of 100: full.
+    assert!(c.command("MAIL FROM:<s@example.org>").starts_with("250 "));
+    assert!(c.command("RCPT TO:<cz@example.com>").starts_with("250 "));
+    assert!(c.command("DATA").starts_with("354 "));
+    let body = format!("Subject: fill\r\n\r\n{}\r\n.", "y".repeat(280));
+    assert!(c.command(&body).starts_with("250 2.0.0"));
+    site.cli_ok(
+        &["account", "set", "cz@example.com", "--quota", "100"],
+        None,
+    );
+    let r = c.rcpt("cz@example.com");
+    assert!(r.starts_with("452 4.2.2"), "{r}");
+    site.cli_ok(&["account", "del", "cz@example.com"], None);
+    let r = c.rcpt("cz@example.com");
+    assert!(r.starts_with("550 5.1.1"), "{r}");
+    assert!(c.command("QUIT").starts_with("221 "));
     server.stop();
 }
