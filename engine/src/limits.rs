@@ -66,6 +66,10 @@ pub const HASH_QUEUE_MAX: usize = 512;
 /// password), so a client that reconnects does not pay argon2 again.
 pub const AUTH_CACHE_ENTRIES_MAX: usize = 100_000;
 
+/// Account profiles an owning shard keeps for LMTP's RCPT checks (a few hundred bytes
+/// each); past this the cache starts again empty.
+pub const RECIPIENT_PROFILES_MAX: usize = 100_000;
+
 /// How long a remembered login stays valid. A password change makes it stale at
 /// once (the digest covers the stored hash).
 pub const AUTH_CACHE_SECONDS: u64 = 600;

@@ -16,7 +16,7 @@ use store::auth::{
 use store::{Address, Bucket, Profile, Store, StoreError};
 
 use crate::hasher::Hasher;
-use crate::limits::{AUTH_CACHE_ENTRIES_MAX, AUTH_CACHE_SECONDS};
+use crate::limits::{AUTH_CACHE_ENTRIES_MAX, AUTH_CACHE_SECONDS, RECIPIENT_PROFILES_MAX};
 
 use crate::admin::ops;
 use crate::admin::proto::{AdminRequest, AdminResponse, SessionView, ShardStats};
@@ -61,6 +61,9 @@ pub struct Shard {
     pub login: Arc<LoginSecrets>,
     /// Recent successful logins of accounts owned here (Dovecot's auth cache).
     auth_cache: RefCell<HashMap<Address, CachedLogin, ahash::RandomState>>,
+    /// Profiles of accounts owned here as LMTP's RCPT check last read them (see
+    /// [`recipient_profile`]).
+    profiles: RefCell<HashMap<Address, Rc<Profile>, ahash::RandomState>>,
     /// This shard's outbound queue (set at start, see `crate::outbound`).
     pub outbound: std::cell::OnceCell<Rc<crate::outbound::Queue>>,
 }
@@ -244,6 +247,7 @@ impl Shard {
             hasher,
             login,
             auth_cache: RefCell::new(HashMap::default()),
+            profiles: RefCell::new(HashMap::default()),
             outbound: std::cell::OnceCell::new(),
             config,
         }
@@ -366,8 +370,10 @@ pub async fn handle_request(shard: Rc<Shard>, req: Request) -> Response {
             let answer = glommio::executor()
                 .spawn_blocking(move || ops::execute(&store, req))
                 .await;
-            // The mail store caches profile facts (quota); take the change now.
+            // The mail store caches profile facts (quota), the RCPT check whole
+            // profiles: take the change now, after the write.
             if let Some(a) = address {
+                shard.profiles.borrow_mut().remove(&a);
                 if deleting && matches!(answer, AdminResponse::Done) {
                     shard.mail.with(|ms| ms.account_deleted(&a));
                 } else {
@@ -456,6 +462,7 @@ async fn change_password(
     {
         Ok(()) => {
             shard.auth_cache.borrow_mut().remove(&address);
+            shard.profiles.borrow_mut().remove(&address);
             PasswordChange::Changed
         }
         Err(e) => {
@@ -489,9 +496,7 @@ async fn validate_recipient(
     address: Address,
     mail_size: Option<u64>,
 ) -> RecipientCheck {
-    // A small read of a cached file, on the shard: cheaper than the three io_uring
-    // round trips (open, read, close) of `read_profile`, once per RCPT.
-    let profile = match shard.store.account(&address) {
+    let profile = match recipient_profile(shard, &address) {
         Ok(p) => p,
         Err(StoreError::NotFound { .. }) => {
             // An address may forward without having an account.
@@ -531,6 +536,27 @@ async fn validate_recipient(
             RecipientCheck::TemporaryFailure
         }
     }
+}
+
+/// The profile of `address` (owned here) for a RCPT check: read once, then kept until
+/// the account changes. Every writer of a profile in a live store runs on the owning
+/// shard, which forgets the cached copy once the write is done: the admin requests
+/// (`msgstore account ...` goes through the server's admin socket while the server
+/// holds the store) and poppassd's password change. The first read is a small read of
+/// a cached file on the shard: cheaper than the three io_uring round trips (open,
+/// read, close) of `read_profile`. Unknown addresses are not kept (an account may be
+/// added at any time).
+fn recipient_profile(shard: &Shard, address: &Address) -> Result<Rc<Profile>, StoreError> {
+    if let Some(p) = shard.profiles.borrow().get(address) {
+        return Ok(p.clone());
+    }
+    let profile = Rc::new(shard.store.account(address)?);
+    let mut cache = shard.profiles.borrow_mut();
+    if cache.len() >= RECIPIENT_PROFILES_MAX {
+        cache.clear();
+    }
+    cache.insert(address.clone(), profile.clone());
+    Ok(profile)
 }
 
 /// Stores `message` for each recipient (all owned here), with one group commit.

@@ -362,6 +362,188 @@ fn lmtp_deliveries_against_fake_server() {
     );
 }
 
+/// Accepts connections until the test process ends, serving each with `handler` on its own
+/// thread.
+fn serve_with(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handler = Arc::new(handler);
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(CONN_LIFETIME));
+            let handler = handler.clone();
+            thread::spawn(move || handler(stream));
+        }
+    });
+    port
+}
+
+/// A strict LMTP server for the client's command order. It refuses RCPT for `user2` (so
+/// some transactions have no recipient: DATA gets 503 and the client must RSET) and
+/// records in `violations` anything an RFC 2033/2920 client must not do. With
+/// `pipelining` it advertises PIPELINING and answers nothing of a transaction before its
+/// DATA arrived (a client that waits for each reply stalls); without, it checks that no
+/// command arrives before the previous one was answered.
+fn strict_lmtp(stream: TcpStream, pipelining: bool, violations: &Mutex<Vec<String>>) {
+    let violation = |what: String| violations.lock().expect("lock").push(what);
+    let mut out = stream.try_clone().expect("clone");
+    let mut input = BufReader::new(stream);
+    let _ = out.write_all(b"220 strict LMTP\r\n");
+    // Replies of the current pipelined group, sent when DATA arrives.
+    let mut held = String::new();
+    let (mut in_mail, mut accepted) = (false, 0);
+    let mut line = String::new();
+    let started = Instant::now();
+    while started.elapsed() < CONN_LIFETIME {
+        line.clear();
+        if input.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if !pipelining && !input.buffer().is_empty() {
+            violation(format!("pipelined without PIPELINING: {line:?}"));
+        }
+        let upper = line.to_ascii_uppercase();
+        let reply = if upper.starts_with("LHLO") {
+            if pipelining {
+                "250-strict\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n"
+            } else {
+                "250-strict\r\n250 ENHANCEDSTATUSCODES\r\n"
+            }
+        } else if upper.starts_with("MAIL FROM:") {
+            if in_mail {
+                violation("nested MAIL".into());
+            }
+            (in_mail, accepted) = (true, 0);
+            "250 2.1.0 ok\r\n"
+        } else if upper.starts_with("RCPT TO:") {
+            if !in_mail {
+                violation("RCPT without MAIL".into());
+                "503 5.5.1 send MAIL first\r\n"
+            } else if upper.contains("USER2@") {
+                "550 5.1.1 user unknown\r\n"
+            } else {
+                accepted += 1;
+                "250 2.1.5 ok\r\n"
+            }
+        } else if upper == "DATA\r\n" {
+            if accepted == 0 {
+                // RFC 2033 §4.2: the transaction stays open; the client must RSET.
+                "503 5.5.1 no valid recipients\r\n"
+            } else {
+                held.push_str("354 go\r\n");
+                let _ = out.write_all(std::mem::take(&mut held).as_bytes());
+                if !input.buffer().is_empty() {
+                    violation("data before 354".into());
+                }
+                loop {
+                    line.clear();
+                    if input.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                }
+                in_mail = false;
+                let replies = "250 2.0.0 saved\r\n".repeat(accepted);
+                if out.write_all(replies.as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            }
+        } else if upper.starts_with("RSET") {
+            in_mail = false;
+            "250 2.0.0 ok\r\n"
+        } else if upper.starts_with("QUIT") {
+            let _ = out.write_all(b"221 bye\r\n");
+            return;
+        } else {
+            violation(format!("unexpected line {line:?}"));
+            "500 5.5.2 what?\r\n"
+        };
+        held.push_str(reply);
+        // A pipelined group is answered whole once its DATA is in; everything else at once.
+        let answer_now = !(pipelining && in_mail) || upper == "DATA\r\n";
+        if answer_now && out.write_all(std::mem::take(&mut held).as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs `loadgen lmtp` for two seconds against [`strict_lmtp`]; returns the JSON report.
+fn lmtp_against_strict_server(pipelining: bool) -> serde_json::Value {
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let seen = violations.clone();
+    let port = serve_with(move |s| strict_lmtp(s, pipelining, &seen)).to_string();
+    let json = temp_json(&format!("strict-{pipelining}"));
+    let (code, _, out) = run_loadgen(&[
+        "lmtp",
+        "--port",
+        &port,
+        "--users",
+        "4",
+        "--clients",
+        "2",
+        "--duration",
+        "2",
+        "--sizes",
+        "small",
+        // A quarter or more of the recipients are refused, by design.
+        "--max-error-ratio",
+        "1",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v = read_json(&json);
+    assert_eq!(
+        *violations.lock().expect("lock"),
+        Vec::<String>::new(),
+        "{v}"
+    );
+    v
+}
+
+/// The refusals the strict server makes, and nothing else (no protocol error, no timeout).
+fn assert_only_refusals(v: &serde_json::Value) {
+    let reasons = v["error_reasons"].as_object().expect("error_reasons");
+    assert!(!reasons.is_empty(), "user2 is refused: {v}");
+    for reason in reasons.keys() {
+        assert!(
+            reason.contains("550 5.1.1 user unknown") || reason.contains("no recipient accepted"),
+            "unexpected error {reason}: {v}"
+        );
+    }
+    assert!(
+        reasons.keys().any(|r| r.contains("no recipient accepted")),
+        "some transaction had user2 alone: {v}"
+    );
+    assert!(
+        v["commands"]["deliver"]["count"].as_u64().expect("count") > 10,
+        "{v}"
+    );
+    assert!(
+        v["counters"]["recipients_delivered"]
+            .as_u64()
+            .expect("rcpts")
+            > 10,
+        "{v}"
+    );
+}
+
+#[test]
+fn lmtp_pipelines_when_the_server_offers_it() {
+    // The server answers nothing before DATA: a client waiting for each reply stalls.
+    let v = lmtp_against_strict_server(true);
+    assert_only_refusals(&v);
+}
+
+#[test]
+fn lmtp_sends_one_command_at_a_time_without_pipelining() {
+    let v = lmtp_against_strict_server(false);
+    assert_only_refusals(&v);
+}
+
 /// Binds three consecutive ports P, P+1, P+2 (P is the shared port, unused here).
 fn consecutive_listeners() -> (u16, Vec<TcpListener>) {
     for _ in 0..50 {

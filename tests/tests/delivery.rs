@@ -280,3 +280,143 @@ ts = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
         }
     }
 }
+
+/// A raw LMTP connection: whole replies, read with a timeout.
+struct Lmtp {
+    stream: std::net::TcpStream,
+    input: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl Lmtp {
+    fn connect(port: u16) -> Lmtp {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        let input = std::io::BufReader::new(stream.try_clone().expect("clone"));
+        let mut c = Lmtp { stream, input };
+        assert!(c.reply().starts_with("220 "));
+        c
+    }
+
+    fn send(&mut self, bytes: &str) {
+        use std::io::Write;
+        self.stream.write_all(bytes.as_bytes()).expect("send");
+    }
+
+    /// One reply; a multi-line reply as its last line.
+    fn reply(&mut self) -> String {
+        use std::io::BufRead;
+        loop {
+            let mut line = String::new();
+            let n = self.input.read_line(&mut line).expect("reply");
+            assert!(n > 0, "connection closed");
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return line.trim_end().to_owned();
+            }
+        }
+    }
+
+    fn command(&mut self, line: &str) -> String {
+        self.send(&format!("{line}\r\n"));
+        self.reply()
+    }
+
+    /// A transaction's RCPT reply for `rcpt`, the transaction then reset.
+    fn rcpt(&mut self, rcpt: &str) -> String {
+        assert!(
+            self.command("MAIL FROM:<s@example.org>")
+                .starts_with("250 ")
+        );
+        let r = self.command(&format!("RCPT TO:<{rcpt}>"));
+        assert!(self.command("RSET").starts_with("250 "));
+        r
+    }
+}
+
+/// RFC 2920: a client that sends MAIL, its RCPTs and DATA at once gets every reply, in
+/// order, and the 354 before it sends the data; with no recipient accepted DATA gets 503.
+#[test]
+fn pipelined_transactions_are_answered_in_order() {
+    let site = Site::new(Options::default());
+    add(&site, &["pa@example.com", "--password-stdin"]);
+    add(&site, &["pb@example.com", "--password-stdin"]);
+    let server = site.start();
+    let mut c = Lmtp::connect(site.ports.lmtp);
+    assert!(c.command("LHLO test").starts_with("250 "));
+    c.send(
+        "MAIL FROM:<s@example.org>\r\nRCPT TO:<pa@example.com>\r\n\
+         RCPT TO:<nobody@example.com>\r\nRCPT TO:<pb@example.com>\r\nDATA\r\n",
+    );
+    let replies: Vec<String> = (0..5).map(|_| c.reply()).collect();
+    let codes: Vec<&str> = replies.iter().map(|r| &r[..3]).collect();
+    assert_eq!(codes, ["250", "250", "550", "250", "354"], "{replies:?}");
+    c.send("Subject: piped\r\n\r\nhello\r\n.\r\n");
+    assert!(c.reply().starts_with("250 2.0.0"));
+    assert!(c.reply().starts_with("250 2.0.0"));
+    // Nobody accepted: DATA is refused and the data never sent; RSET, then more.
+    c.send("MAIL FROM:<s@example.org>\r\nRCPT TO:<nobody@example.com>\r\nDATA\r\n");
+    let replies: Vec<String> = (0..3).map(|_| c.reply()).collect();
+    let codes: Vec<&str> = replies.iter().map(|r| &r[..3]).collect();
+    assert_eq!(codes, ["250", "550", "503"], "{replies:?}");
+    c.send("RSET\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<pb@example.com>\r\nDATA\r\n");
+    let replies: Vec<String> = (0..4).map(|_| c.reply()).collect();
+    let codes: Vec<&str> = replies.iter().map(|r| &r[..3]).collect();
+    assert_eq!(codes, ["250", "250", "250", "354"], "{replies:?}");
+    c.send("Subject: again\r\n\r\nhello\r\n.\r\nQUIT\r\n");
+    assert!(c.reply().starts_with("250 2.0.0"));
+    assert!(c.reply().starts_with("221 "));
+    assert_eq!(message_files(&site, "pa@example.com").len(), 1);
+    assert_eq!(message_files(&site, "pb@example.com").len(), 2);
+    server.stop();
+}
+
+/// The owning shard keeps profiles for RCPT checks: an account disabled, over quota or
+/// deleted through the CLI (the running server's admin socket) is refused at the very
+/// next RCPT, on a connection that checked it before.
+#[test]
+fn account_changes_apply_at_the_next_rcpt() {
+    let site = Site::new(Options::default());
+    add(&site, &["cz@example.com", "--password-stdin"]);
+    let server = site.start();
+    let mut c = Lmtp::connect(site.ports.lmtp);
+    assert!(c.command("LHLO test").starts_with("250 "));
+    // Twice: the second check is answered from the cache.
+    for _ in 0..2 {
+        assert!(c.rcpt("cz@example.com").starts_with("250 2.1.5"));
+    }
+    site.cli_ok(
+        &[
+            "account",
+            "set",
+            "cz@example.com",
+            "--flags",
+            "imap,disabled",
+        ],
+        None,
+    );
+    let r = c.rcpt("cz@example.com");
+    assert!(r.starts_with("550 5.2.1"), "{r}");
+    site.cli_ok(
+        &["account", "set", "cz@example.com", "--flags", "imap,pop"],
+        None,
+    );
+    assert!(c.rcpt("cz@example.com").starts_with("250 2.1.5"));
+    // 300 bytes stored, then a quota of 100: full.
+    assert!(c.command("MAIL FROM:<s@example.org>").starts_with("250 "));
+    assert!(c.command("RCPT TO:<cz@example.com>").starts_with("250 "));
+    assert!(c.command("DATA").starts_with("354 "));
+    let body = format!("Subject: fill\r\n\r\n{}\r\n.", "y".repeat(280));
+    assert!(c.command(&body).starts_with("250 2.0.0"));
+    site.cli_ok(
+        &["account", "set", "cz@example.com", "--quota", "100"],
+        None,
+    );
+    let r = c.rcpt("cz@example.com");
+    assert!(r.starts_with("452 4.2.2"), "{r}");
+    site.cli_ok(&["account", "del", "cz@example.com"], None);
+    let r = c.rcpt("cz@example.com");
+    assert!(r.starts_with("550 5.1.1"), "{r}");
+    assert!(c.command("QUIT").starts_with("221 "));
+    server.stop();
+}

@@ -55,10 +55,17 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(shard: &Rc<Shard>, mut conn:
     // limit) rather than the 4 KB chunks of the line protocols, so a message of tens of
     // kilobytes is a read or two, not a dozen.
     let mut buf = vec![0u8; LMTP_READ_BYTES];
+    // Replies not yet sent. A pipelining client (RFC 2920) sends MAIL, its RCPTs and
+    // DATA at once: their replies go out in one send, when the session next waits for
+    // input or before a delivery, rather than one send each. Only a recipient check
+    // (on the shard or over the mesh, never on disk) runs while replies wait.
+    let mut unsent: Vec<u8> = Vec::new();
     loop {
-        while let Some(out) = session.poll_output() {
-            if conn.write_all(&out).await.is_err() {
-                return;
+        if let Some(out) = session.poll_output() {
+            if unsent.is_empty() {
+                unsent = out;
+            } else {
+                unsent.extend_from_slice(&out);
             }
         }
         if let Some(event) = session.poll_event() {
@@ -87,6 +94,9 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(shard: &Rc<Shard>, mut conn:
                     recipients,
                     ..
                 } => {
+                    if flush(&mut conn, &mut unsent).await.is_err() {
+                        return;
+                    }
                     let data = std::mem::take(&mut message);
                     let had = std::mem::take(&mut prefix);
                     let replies = deliver(shard, &mail_from, &recipients, data, had).await;
@@ -95,11 +105,15 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(shard: &Rc<Shard>, mut conn:
                     }
                 }
                 LmtpEvent::Close => {
+                    let _ = flush(&mut conn, &mut unsent).await;
                     let _ = conn.close().await;
                     return;
                 }
             }
             continue;
+        }
+        if flush(&mut conn, &mut unsent).await.is_err() {
+            return;
         }
         let room = session.input_room().clamp(1, buf.len());
         let idle = Duration::from_secs(LMTP_IDLE_SECONDS);
@@ -134,6 +148,15 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(shard: &Rc<Shard>, mut conn:
             }
         }
     }
+}
+
+/// Sends the replies held in `unsent`, if any.
+async fn flush<S: AsyncWrite + Unpin>(conn: &mut S, unsent: &mut Vec<u8>) -> std::io::Result<()> {
+    if !unsent.is_empty() {
+        conn.write_all(unsent).await?;
+        unsent.clear();
+    }
+    Ok(())
 }
 
 fn return_path_len(mail_from: &str) -> usize {

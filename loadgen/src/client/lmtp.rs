@@ -1,8 +1,14 @@
 //! The LMTP client: LHLO once per connection, then transactions MAIL FROM, RCPT TO (1–3 random
 //! users), DATA with a generated message, and one reply per accepted recipient. With
 //! `--shard-aware` each recipient goes to its owning shard's port.
+//!
+//! When the LHLO reply advertises PIPELINING (RFC 2920) the client pipelines as Postfix's
+//! LMTP client does: MAIL FROM, every RCPT TO and DATA go in one write, the replies are read
+//! in order, then (after `354`) the data, then one reply per accepted recipient: two round
+//! trips per transaction. Without PIPELINING it sends one command at a time.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::rc::Rc;
 
 use super::conn::{ClientError, Conn};
@@ -16,6 +22,8 @@ use crate::shard::{shard_of, shard_port};
 pub struct LmtpConn {
     conn: Conn,
     reader: LmtpReader,
+    /// The server's LHLO reply advertised PIPELINING.
+    pipelining: bool,
 }
 
 impl LmtpConn {
@@ -24,6 +32,7 @@ impl LmtpConn {
         let mut c = LmtpConn {
             conn,
             reader: LmtpReader::new(),
+            pipelining: false,
         };
         let greeting = c.reply().await?;
         if greeting.code != 220 {
@@ -32,7 +41,8 @@ impl LmtpConn {
                 greeting.summary()
             )));
         }
-        c.command("LHLO loadgen.example").await?;
+        let lhlo = c.command("LHLO loadgen.example").await?;
+        c.pipelining = advertises_pipelining(&lhlo);
         Ok(c)
     }
 
@@ -58,9 +68,77 @@ impl LmtpConn {
         Ok(r)
     }
 
-    /// One transaction; returns how many recipients the server accepted the message for.
+    /// One transaction; returns how many recipients the message was delivered to.
     /// Refused recipients are counted as errors through `ctx`.
     pub async fn deliver(
+        &mut self,
+        ctx: &WorkerCtx,
+        from: &str,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<u64, ClientError> {
+        if self.pipelining {
+            self.deliver_pipelined(ctx, from, recipients, message).await
+        } else {
+            self.deliver_stepwise(ctx, from, recipients, message).await
+        }
+    }
+
+    /// MAIL, RCPTs and DATA in one write, then their replies in order (RFC 2920 §3.1:
+    /// DATA is the last command of the group, since the data may only follow a `354`).
+    async fn deliver_pipelined(
+        &mut self,
+        ctx: &WorkerCtx,
+        from: &str,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<u64, ClientError> {
+        let mut group = String::with_capacity(32 * (recipients.len() + 2));
+        let _ = write!(group, "MAIL FROM:<{from}>\r\n");
+        for rcpt in recipients {
+            let _ = write!(group, "RCPT TO:<{rcpt}>\r\n");
+        }
+        group.push_str("DATA\r\n");
+        self.conn.write_all(group.as_bytes()).await?;
+        let mail = self.reply().await?;
+        let mut accepted = 0;
+        for _ in recipients {
+            let r = self.reply().await?;
+            if r.is_positive() {
+                accepted += 1;
+            } else if mail.is_positive() {
+                // (After a refused MAIL every RCPT is refused for that alone.)
+                ctx.error(&format!("lmtp deliver: RCPT: {}", r.summary()));
+            }
+        }
+        let go = self.reply().await?;
+        if !mail.is_positive() {
+            if go.code == 354 {
+                return Err(ClientError::Protocol("354 after a refused MAIL".into()));
+            }
+            return Err(ClientError::Server(format!("MAIL: {}", mail.summary())));
+        }
+        if go.code != 354 {
+            // No recipient accepted (RFC 2033: DATA gets 503), or DATA refused: the
+            // transaction is still open on the server.
+            self.command("RSET").await?;
+            return Err(ClientError::Server(if accepted == 0 {
+                "no recipient accepted".into()
+            } else {
+                format!("DATA: {}", go.summary())
+            }));
+        }
+        if accepted == 0 {
+            // An LMTP server would owe no reply after the data: the dialogue is lost.
+            return Err(ClientError::Protocol(
+                "354 after every recipient was refused".into(),
+            ));
+        }
+        self.send_data(ctx, message, accepted).await
+    }
+
+    /// One command at a time, each waiting for its reply.
+    async fn deliver_stepwise(
         &mut self,
         ctx: &WorkerCtx,
         from: &str,
@@ -84,6 +162,16 @@ impl LmtpConn {
         if go.code != 354 {
             return Err(ClientError::Protocol(format!("DATA: {}", go.summary())));
         }
+        self.send_data(ctx, message, accepted).await
+    }
+
+    /// The dot-stuffed data, then one reply per accepted recipient.
+    async fn send_data(
+        &mut self,
+        ctx: &WorkerCtx,
+        message: &[u8],
+        accepted: u64,
+    ) -> Result<u64, ClientError> {
         self.conn.write_all(&dot_stuff(message)).await?;
         let mut delivered = 0;
         for _ in 0..accepted {
@@ -100,6 +188,16 @@ impl LmtpConn {
     pub async fn quit(&mut self) -> Result<(), ClientError> {
         self.command("QUIT").await.map(|_| ())
     }
+}
+
+/// True when an LHLO reply lists PIPELINING (a keyword, case-insensitive, RFC 5321 §4.1.1.1:
+/// the first line is the server's name, each further line one extension).
+fn advertises_pipelining(lhlo: &Reply) -> bool {
+    lhlo.lines.iter().skip(1).any(|l| {
+        l.split_ascii_whitespace()
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
+    })
 }
 
 /// Connections of one client, one per port (one port unless shard-aware).

@@ -93,14 +93,18 @@ impl LmtpReader {
 /// CRLF line ends; a missing final CRLF is added.
 pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 64 + 5);
-    let mut at_line_start = true;
-    for &b in message {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
+    // Only the spots where a line begins with a dot are looked at (memmem, SIMD), the rest
+    // copied in runs: byte by byte this was a third of the client's CPU per delivery.
+    if message.first() == Some(&b'.') {
+        out.push(b'.');
     }
+    let mut from = 0;
+    for at in memchr::memmem::find_iter(message, b"\n.") {
+        out.extend_from_slice(&message[from..=at]);
+        out.push(b'.');
+        from = at + 1;
+    }
+    out.extend_from_slice(&message[from..]);
     if !message.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
@@ -156,6 +160,41 @@ mod tests {
                 String::from_utf8_lossy(wire)
             );
         }
+    }
+
+    /// Every message of up to 6 bytes over `.`, CR, LF and `a` against the byte loop.
+    #[test]
+    fn dot_stuffing_agrees_with_a_byte_loop() {
+        fn naive(message: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut at_line_start = true;
+            for &b in message {
+                if at_line_start && b == b'.' {
+                    out.push(b'.');
+                }
+                out.push(b);
+                at_line_start = b == b'\n';
+            }
+            if !message.ends_with(b"\r\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b".\r\n");
+            out
+        }
+        let alphabet = [b'.', b'\r', b'\n', b'a'];
+        let mut checked = 0;
+        for len in 0..=6u32 {
+            for mut n in 0..4usize.pow(len) {
+                let mut message = Vec::new();
+                for _ in 0..len {
+                    message.push(alphabet[n % 4]);
+                    n /= 4;
+                }
+                assert_eq!(dot_stuff(&message), naive(&message), "{message:?}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 5461);
     }
 
     #[test]
