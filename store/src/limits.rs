@@ -48,13 +48,8 @@ pub const MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// A journal record is one message plus its addressing; anything longer is torn or alien.
 pub const JOURNAL_RECORD_BYTES_MAX: usize = MESSAGE_BYTES_MAX + 64 * 1024;
 /// The journal asks for a checkpoint past this size: replay at start reads at most about
-/// this much, which bounds restart time. It also bounds what the checkpoint's syncfs
-/// writes at once (the message files written since the last one), and journal fdatasyncs
-/// queue behind that write: at 256 MB a checkpoint held LMTP deliveries for 1–2 s. At
-/// 64 MB (still room for the largest record), over 30-s LMTP runs alternated with the
-/// 256 MB binary: 2,006 / 1,742 / 1,622 vs 1,439 / 1,406 / 1,577 deliveries/s, p99.9 326–337
-/// vs 506–1,030 ms (p99 rose from 25–41 to 55–96 ms: shorter stalls, four times as many).
-pub const JOURNAL_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// this much, which bounds restart time.
+pub const JOURNAL_CHECKPOINT_BYTES: u64 = 256 * 1024 * 1024;
 /// UIDs one COPY/MOVE/STORE/EXPUNGE record may carry; bounds a record's size and the work
 /// one apply does on the shard thread.
 pub const UIDS_PER_RECORD_MAX: usize = 100_000;
