@@ -136,6 +136,40 @@ impl StoreBackend {
         })
     }
 
+    /// `f` of each live message's cache record, one answer per UID in order, with one
+    /// mailbox open and one read per stretch of the cache file (`layouts`, `envelopes`).
+    /// A UID no longer live answers `Expunged`.
+    fn per_record<T>(
+        &self,
+        mailbox: &str,
+        uids: &[u32],
+        f: impl Fn(&Self, &store::mailbox::MailboxView, u32, &[u8]) -> Result<T, b::BackendError>,
+    ) -> Vec<Result<T, b::BackendError>> {
+        let view = match self
+            .shard
+            .mail
+            .with(|ms| ms.open_mailbox(&self.user, mailbox))
+        {
+            Ok(view) => view,
+            Err(e) => {
+                let e = map_err(e);
+                return uids.iter().map(|_| Err(e.clone())).collect();
+            }
+        };
+        let mut out: Vec<Result<T, b::BackendError>> = uids
+            .iter()
+            .map(|_| Err(b::BackendError::Expunged))
+            .collect();
+        view.cache_records(uids, |i, record| {
+            if view.get(uids[i]).is_some() {
+                out[i] = record
+                    .map_err(map_err)
+                    .and_then(|record| f(self, &view, uids[i], record));
+            }
+        });
+        out
+    }
+
     fn pending(&mut self, t: Result<Ticket, StoreError>) -> Result<b::Pending, b::BackendError> {
         let t = t.map_err(map_err)?;
         let id = t.id();
@@ -577,65 +611,21 @@ impl b::ImapBackend for StoreBackend {
         mailbox: &str,
         uids: &[u32],
     ) -> Vec<Result<b::MessageLayout, b::BackendError>> {
-        let view = match self
-            .shard
-            .mail
-            .with(|ms| ms.open_mailbox(&self.user, mailbox))
-        {
-            Ok(view) => view,
-            Err(e) => {
-                let e = map_err(e);
-                return uids.iter().map(|_| Err(e.clone())).collect();
-            }
-        };
-        let mut out: Vec<Result<b::MessageLayout, b::BackendError>> = uids
-            .iter()
-            .map(|_| Err(b::BackendError::Expunged))
-            .collect();
-        view.cache_records(uids, |i, record| {
-            if view.get(uids[i]).is_some() {
-                out[i] = record
-                    .map_err(map_err)
-                    .and_then(|record| self.decode_record(&view, uids[i], record))
-                    .map(to_layout);
-            }
-        });
-        out
+        self.per_record(mailbox, uids, |this, view, uid, record| {
+            this.decode_record(view, uid, record).map(to_layout)
+        })
     }
 
     /// Like `layouts`, but only the envelope of each record is read
     /// (`store::message::cache::envelope`); a record of a version that must be rebuilt
     /// goes through the full decode.
     fn envelopes(&mut self, mailbox: &str, uids: &[u32]) -> Vec<Result<Vec<u8>, b::BackendError>> {
-        let view = match self
-            .shard
-            .mail
-            .with(|ms| ms.open_mailbox(&self.user, mailbox))
-        {
-            Ok(view) => view,
-            Err(e) => {
-                let e = map_err(e);
-                return uids.iter().map(|_| Err(e.clone())).collect();
+        self.per_record(mailbox, uids, |this, view, uid, record| {
+            match store::message::cache::envelope(record) {
+                Ok(envelope) => Ok(envelope.to_vec()),
+                Err(_) => this.decode_record(view, uid, record).map(|p| p.envelope),
             }
-        };
-        let mut out: Vec<Result<Vec<u8>, b::BackendError>> = uids
-            .iter()
-            .map(|_| Err(b::BackendError::Expunged))
-            .collect();
-        view.cache_records(uids, |i, record| {
-            if view.get(uids[i]).is_some() {
-                out[i] =
-                    record.map_err(map_err).and_then(
-                        |record| match store::message::cache::envelope(record) {
-                            Ok(envelope) => Ok(envelope.to_vec()),
-                            Err(_) => self
-                                .decode_record(&view, uids[i], record)
-                                .map(|p| p.envelope),
-                        },
-                    );
-            }
-        });
-        out
+        })
     }
 
     /// One mailbox open, no cache record read.

@@ -1353,18 +1353,7 @@ mod tests {
                 .deliver("INBOX", b"Subject: x\r\n\r\nhi\r\n", Flags::default(), None)
                 .expect("delivered");
         }
-        let mut session = ImapSession::new(ImapConfig::default());
-        let _ = output(&mut session);
-        session.handle_input(b"a LOGIN bob pw\r\n").expect("fits");
-        assert!(matches!(
-            session.poll_event(),
-            Some(ImapEvent::Login { .. })
-        ));
-        session.login_result_with(LoginOutcome::Ok { user: "bob".into() }, &mut backend);
-        session
-            .handle_input_with(b"b SELECT INBOX\r\n", &mut backend)
-            .expect("fits");
-        let _ = output(&mut session);
+        let mut session = selected_inbox(&mut backend);
         // Another session expunges 2 and 4 and flags 3.
         backend.remove("INBOX", &[2, 4]).expect("expunged");
         let flagged = Flags {
@@ -1431,18 +1420,7 @@ mod tests {
                 .deliver("INBOX", message, Flags::default(), None)
                 .expect("delivered");
         }
-        let mut session = ImapSession::new(ImapConfig::default());
-        let _ = output(&mut session);
-        session.handle_input(b"a LOGIN bob pw\r\n").expect("fits");
-        assert!(matches!(
-            session.poll_event(),
-            Some(ImapEvent::Login { .. })
-        ));
-        session.login_result_with(LoginOutcome::Ok { user: "bob".into() }, &mut backend);
-        session
-            .handle_input_with(b"b SELECT INBOX\r\n", &mut backend)
-            .expect("fits");
-        let _ = output(&mut session);
+        let mut session = selected_inbox(&mut backend);
         // Another session expunges 2; this one has not heard of it yet.
         backend.remove("INBOX", &[2]).expect("expunged");
         session
@@ -1542,6 +1520,23 @@ mod tests {
         assert!(!adopts(state, Some(2), state, &current));
         assert!(!adopts(state, Some(4), state, &current));
         assert!(!adopts(state, None, state, &current));
+    }
+
+    /// A session logged in as bob with INBOX selected (tags a and b), output drained.
+    fn selected_inbox(backend: &mut crate::imap::memory::MemoryBackend) -> ImapSession {
+        let mut session = ImapSession::new(ImapConfig::default());
+        let _ = output(&mut session);
+        session.handle_input(b"a LOGIN bob pw\r\n").expect("fits");
+        assert!(matches!(
+            session.poll_event(),
+            Some(ImapEvent::Login { .. })
+        ));
+        session.login_result_with(LoginOutcome::Ok { user: "bob".into() }, backend);
+        session
+            .handle_input_with(b"b SELECT INBOX\r\n", backend)
+            .expect("fits");
+        let _ = output(&mut session);
+        session
     }
 
     fn output(session: &mut ImapSession) -> String {
