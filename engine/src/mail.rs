@@ -26,6 +26,9 @@ pub struct Mail {
     progress: LocalEvent,
     /// A checkpoint's syncfs runs (beside the committer).
     checkpointing: Cell<bool>,
+    /// Group commits since the last checkpoint and their time off the shard thread in
+    /// microseconds (fdatasync and message files), for the checkpoint's log line.
+    syncs: Cell<(u64, u64)>,
 }
 
 impl Mail {
@@ -46,6 +49,7 @@ impl Mail {
             kick: LocalEvent::default(),
             progress: LocalEvent::default(),
             checkpointing: Cell::new(false),
+            syncs: Cell::new((0, 0)),
         })
     }
 
@@ -165,6 +169,9 @@ impl Mail {
             let started = std::time::Instant::now();
             let (target, result) = off_thread(target, SyncTarget::run).await;
             let took = started.elapsed();
+            let (n, us) = self.syncs.get();
+            let us = us.saturating_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+            self.syncs.set((n + 1, us));
             if took >= Duration::from_millis(SLOW_SYNC_MS) {
                 tracing::warn!(
                     "shard {shard}: journal sync took {} ms (deliveries waited for it)",
@@ -205,9 +212,12 @@ impl Mail {
             tracing::error!("shard {shard}: the checkpoint thread died");
             return;
         };
+        let (groups, us) = self.syncs.replace((0, 0));
         tracing::info!(
-            "shard {shard}: checkpoint: syncfs took {} ms",
-            started.elapsed().as_millis()
+            "shard {shard}: checkpoint: syncfs took {} ms; {groups} group commits since the \
+             last, {} us each on average",
+            started.elapsed().as_millis(),
+            us / groups.max(1)
         );
         match result {
             Ok(()) => {

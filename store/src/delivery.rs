@@ -161,13 +161,25 @@ struct Pending {
 pub struct CheckpointTarget {
     roots: Vec<File>,
     unlink: Vec<PathBuf>,
+    /// The retired journal segment to keep as the spare (`Journal::recycle_candidate`).
+    recycle: Option<File>,
+    /// `run` zeroed `recycle`'s header on disk.
+    blanked: std::sync::atomic::AtomicBool,
 }
 
 impl CheckpointTarget {
-    /// `syncfs` of every root's file system. Blocking: run it on a helper thread.
+    /// `syncfs` of every root's file system; then, when a retired journal segment is to be
+    /// the spare, its header is zeroed on disk (a failure there only means it is deleted
+    /// instead). Blocking: run it on a helper thread.
     pub fn run(&self) -> io::Result<()> {
         for r in &self.roots {
             rustix::fs::syncfs(r).map_err(io::Error::from)?;
+        }
+        if let Some(f) = &self.recycle
+            && crate::journal::blank_header(f).is_ok()
+        {
+            self.blanked
+                .store(true, std::sync::atomic::Ordering::Release);
         }
         Ok(())
     }
@@ -252,10 +264,8 @@ impl Mailstore {
                 .run()
                 .map_err(|e| StoreError::io(store.roots()[0].clone(), e))?;
         }
-        let journal = Journal::start(&dir, shard, &old, last_seq)?;
-        for p in &old {
-            std::fs::remove_file(p).map_err(|e| StoreError::io(p, e))?;
-        }
+        let mut journal = Journal::start(&dir, shard, &old, last_seq)?;
+        journal.retire_replayed(&old)?;
         for p in trees.unlink_queued.drain(..) {
             remove_path(&p)?;
         }
@@ -922,7 +932,11 @@ impl Mailstore {
         }
         let unlink = std::mem::take(&mut self.trees.unlink_queued);
         self.checkpoint_out = true;
-        roots_target(&self.trees.store, unlink).map(Some)
+        let mut target = roots_target(&self.trees.store, unlink)?;
+        if !self.space_short {
+            target.recycle = self.journal.recycle_candidate();
+        }
+        Ok(Some(target))
     }
 
     /// The syncfs returned `Ok`: deletes the retired journal segments and the files
@@ -943,8 +957,12 @@ impl Mailstore {
         &mut self,
         target: CheckpointTarget,
     ) -> Result<ExpungedFiles> {
+        if self.space_short {
+            self.journal.drop_spare();
+        }
         self.space_short = false;
-        if let Err(e) = self.journal.finish_checkpoint() {
+        let blanked = target.blanked.load(std::sync::atomic::Ordering::Acquire);
+        if let Err(e) = self.journal.finish_checkpoint(blanked) {
             // The files stay queued for the next checkpoint.
             self.trees.unlink_queued.extend(target.unlink);
             self.checkpoint_out = false;
@@ -1173,7 +1191,12 @@ fn roots_target(store: &Store, unlink: Vec<PathBuf>) -> Result<CheckpointTarget>
             roots.push(f);
         }
     }
-    Ok(CheckpointTarget { roots, unlink })
+    Ok(CheckpointTarget {
+        roots,
+        unlink,
+        recycle: None,
+        blanked: std::sync::atomic::AtomicBool::new(false),
+    })
 }
 
 fn remove_path(p: &std::path::Path) -> Result<()> {
