@@ -912,9 +912,7 @@ mod tests {
     /// the same frame and op as the one-buffer encoding.
     #[test]
     fn split_append_matches_encoding() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
-        let dir = tmp.path().join("j");
-        let mut j = Journal::start(&dir, 0, &[], None)?;
+        let (_tmp, dir, mut j) = fresh()?;
         let user = crate::Address::parse("u@example.com")?;
         let deliver = |n: usize| record::Op::Deliver {
             user: user.clone(),
@@ -958,9 +956,7 @@ mod tests {
 
     #[test]
     fn checkpoint_rotates() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
-        let dir = tmp.path().join("j");
-        let mut j = Journal::start(&dir, 0, &[], None)?;
+        let (_tmp, dir, mut j) = fresh()?;
         j.append(b"one")?;
         let up_to = j.begin_checkpoint()?;
         j.append(b"two")?;
@@ -991,6 +987,25 @@ mod tests {
         Ok(())
     }
 
+    /// A temp dir and a journal started in it (the dir goes when the first is dropped).
+    fn fresh() -> Result<(tempfile::TempDir, PathBuf, Journal)> {
+        let tmp = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
+        let dir = tmp.path().join("j");
+        let j = Journal::start(&dir, 0, &[], None)?;
+        Ok((tmp, dir, j))
+    }
+
+    /// 1.2 MB of records, a checkpoint begun (the segment retired), then `next` in the new
+    /// segment, all synced.
+    fn retire_a_long_segment(j: &mut Journal, next: &[u8]) -> Result<()> {
+        for _ in 0..40 {
+            j.append(&[b'o'; 30_000])?;
+        }
+        j.begin_checkpoint()?;
+        j.append(next)?;
+        sync(j)
+    }
+
     fn salt_of(path: &Path) -> Result<u32> {
         let b = io(fs::read(path))?;
         Ok(u32::from_le_bytes([b[24], b[25], b[26], b[27]]))
@@ -1003,16 +1018,8 @@ mod tests {
     /// put in an old message body), but one with the salt (the control: the check can fail).
     #[test]
     fn a_recycled_segment_replays_only_its_new_records() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
-        let dir = tmp.path().join("j");
-        let mut j = Journal::start(&dir, 0, &[], None)?;
-        let big = vec![b'o'; 30_000];
-        for _ in 0..40 {
-            j.append(&big)?;
-        }
-        j.begin_checkpoint()?;
-        j.append(b"n1")?;
-        sync(&mut j)?;
+        let (_tmp, dir, mut j) = fresh()?;
+        retire_a_long_segment(&mut j, b"n1")?;
         let recycle = j
             .recycle_candidate()
             .ok_or_else(|| StoreError::corrupt("t", "no candidate"))?;
@@ -1057,15 +1064,8 @@ mod tests {
     /// a later replay skips it), the others go, and the next checkpoint overwrites it.
     #[test]
     fn replayed_segments_leave_a_spare() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|e| StoreError::io("tmp", e))?;
-        let dir = tmp.path().join("j");
-        let mut j = Journal::start(&dir, 0, &[], None)?;
-        for _ in 0..40 {
-            j.append(&[b'o'; 30_000])?;
-        }
-        j.begin_checkpoint()?;
-        j.append(b"small")?;
-        sync(&mut j)?;
+        let (_tmp, dir, mut j) = fresh()?;
+        retire_a_long_segment(&mut j, b"small")?;
         drop(j);
         let (old, last) = Journal::replay(&dir, 0, |_| Ok(()))?;
         assert_eq!(old.len(), 2);
